@@ -1,0 +1,57 @@
+"""The one interface every backend implements, and the registry that finds them by name.
+
+Backends are registered as ``module:Class`` strings so that looking one up never imports torch,
+onnxruntime or tensorrt until that backend is actually asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from ..artifacts import Artifact
+from ..config import Task
+from ..contract import GraphShape
+from ..errors import ConfigError
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Runs an NCHW float32 batch in [-1, 1] and returns the contract's float32 output batch."""
+
+    name: str
+    task: Task
+    shape: GraphShape
+
+    def run(self, batch: np.ndarray) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+# name -> "module:factory". A factory takes (artifact, **options) and returns a Backend.
+_REGISTRY: dict[str, str] = {
+    "onnxruntime": "lotus_deploy.runtime.ort_backend:OnnxRuntimeBackend",
+    "torch": "lotus_deploy.runtime.torch_backend:TorchBackend",
+}
+
+
+def register_backend(name: str, target: str) -> None:
+    """Add a backend (``target`` is ``'package.module:Factory'``)."""
+    _REGISTRY[name] = target
+
+
+def backend_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def load_backend(name: str, artifact: Artifact | None, **options: object) -> Backend:
+    """Instantiate backend ``name`` for ``artifact``; unknown names get a one-line error."""
+    target = _REGISTRY.get(name)
+    if target is None:
+        raise ConfigError(f"unknown backend {name!r}", f"choose one of: {', '.join(backend_names())}")
+    module_name, _, attr = target.partition(":")
+    factory = getattr(importlib.import_module(module_name), attr)
+    backend: Backend = factory(artifact, **options)
+    return backend
