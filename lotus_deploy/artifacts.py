@@ -42,11 +42,19 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _umask_mode(base: int) -> int:
+    """``base`` permissions less the process umask (mkstemp/mkdtemp create owner-only files)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return base & ~mask
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON through a temporary file in the same folder, then rename over ``path``."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, _umask_mode(0o666))
         with os.fdopen(fd, "w") as handle:
             json.dump(data, handle, indent=2, sort_keys=False, default=str)
             handle.write("\n")
@@ -80,6 +88,7 @@ def staged_artifact(final: Path, force: bool) -> Iterator[Path]:
     refuse_overwrite(final, force)
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-", dir=final.parent))
+    os.chmod(staging, _umask_mode(0o777))
     try:
         yield staging
     except BaseException:

@@ -1,0 +1,178 @@
+"""[torch, onnx] Fused Lotus-D module -> one cleaned ONNX graph with external data, checked and proven.
+
+Stages: load checkpoint -> trace with the TorchScript exporter -> clean with onnxslim (constant
+folding, dead nodes) -> save with external data -> onnx.checker on the saved path -> ONNX Runtime vs
+float64 PyTorch parity -> manifest. Everything is written to a staging folder and published only when
+parity passes, so a failed export leaves the previous artifact untouched.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .artifacts import ONNX_DATA, ONNX_FILE, PARITY, Artifact, staged_artifact, tool_versions, write_json_atomic, write_manifest
+from .config import EngineKind, ExportConfig
+from .contract import INPUT_NAME, GraphShape, contract_json, dynamic_axes, output_name
+from .errors import ConfigError, ParityError
+from .parity import ParityReport, compare, judge
+from .progress import Steps
+
+EXPORT_TOOLS = ("torch", "diffusers", "transformers", "onnx", "onnxslim", "onnxruntime")
+_TRACE_SIZE = 64
+
+
+@dataclass
+class ExportResult:
+    folder: Path
+    manifest: dict[str, Any]
+    parity: ParityReport | None
+
+
+def graph_shape(config: ExportConfig) -> GraphShape:
+    return GraphShape(batch=config.batch, height=config.height, width=config.width)
+
+
+def export_onnx(config: ExportConfig, quiet: bool = False) -> ExportResult:
+    """Export ``config.model`` as an fp32 ONNX artifact in ``config.artifact_dir``."""
+    if config.engine is not EngineKind.ONNX:
+        raise ConfigError(f"export_onnx makes fp32 ONNX, not {config.engine.value}", "use lotus_deploy.pipeline.run_export")
+    import torch
+
+    from .model import build_module, load_checkpoint, weights_hash
+
+    steps = Steps(6 if config.parity else 5, quiet=quiet)
+    shape = graph_shape(config)
+    with staged_artifact(config.artifact_dir, config.force) as staging:
+        with steps.step(f"loading {config.model}"):
+            checkpoint = load_checkpoint(config.model)
+            module = build_module(checkpoint, config.task)
+            source = {
+                "model": config.model,
+                "weights_sha256": weights_hash(checkpoint.folder),
+                "config_sha256": checkpoint.config_hash,
+                "licence": checkpoint.licence,
+                "prompt_tokens": checkpoint.notes.get("prompt_tokens"),
+            }
+        with tempfile.TemporaryDirectory(dir=staging) as scratch:
+            raw = Path(scratch) / "raw.onnx"
+            with steps.step(f"tracing to ONNX (opset {config.opset}, {'static' if shape.is_static else 'dynamic'} H/W)"):
+                _trace(module, raw, config, shape)
+            with steps.step("cleaning the graph with onnxslim"):
+                model, counts = _clean(raw)
+                steps.say(f"    nodes: {counts['before']} before, {counts['after']} after cleaning")
+            with steps.step("saving with external data and running onnx.checker"):
+                _save_checked(model, staging, config, shape)
+                del model
+        manifest = {
+            "kind": "onnx",
+            "engine": config.engine.value,
+            "task": config.task.value,
+            "output_meaning": config.meaning.value,
+            "precision": "fp32",
+            "shape": shape.to_json(),
+            "contract": contract_json(config.task, shape),
+            "opset": config.opset,
+            "source": source,
+            "parent": None,
+            "export": {"exporter": "torch.onnx.export (TorchScript, dynamo=False)", "cleaner": "onnxslim", "nodes": counts},
+            "tools": tool_versions(*EXPORT_TOOLS),
+        }
+        report = None
+        if config.parity:
+            with steps.step("parity: ONNX Runtime vs PyTorch float64"):
+                report = _parity(module, Artifact(staging, manifest), config, shape, steps)
+            manifest["parity"] = report.to_json()
+            write_json_atomic(staging / PARITY, report.to_json())
+            if not report.passed:
+                raise ParityError(f"ONNX graph fails parity: {report.summary()}", "nothing was written; report this with the model id (or relax --atol knowingly)")
+        with steps.step("writing manifest (hashing files)"):
+            full = write_manifest(staging, manifest)
+    return ExportResult(folder=config.artifact_dir, manifest=full, parity=report)
+
+
+def _trace(module: Any, path: Path, config: ExportConfig, shape: GraphShape) -> None:
+    import torch
+
+    dummy = torch.zeros(shape.batch or 1, 3, shape.height or _TRACE_SIZE, shape.width or _TRACE_SIZE)
+    axes = dynamic_axes(config.task)
+    if shape.batch is not None:
+        for per_tensor in axes.values():
+            per_tensor.pop(0)
+    if shape.is_static:
+        for per_tensor in axes.values():
+            per_tensor.pop(2)
+            per_tensor.pop(3)
+    with torch.no_grad():
+        torch.onnx.export(
+            module,
+            (dummy,),
+            str(path),
+            dynamo=False,
+            opset_version=config.opset,
+            input_names=[INPUT_NAME],
+            output_names=[output_name(config.task)],
+            dynamic_axes={k: v for k, v in axes.items() if v} or None,
+            do_constant_folding=True,
+        )
+
+
+def _clean(raw: Path) -> tuple[Any, dict[str, int]]:
+    import onnx
+    import onnxslim
+
+    model = onnx.load(str(raw), load_external_data=True)
+    before = len(model.graph.node)
+    slimmed = onnxslim.slim(model)
+    return slimmed, {"before": before, "after": len(slimmed.graph.node)}
+
+
+def _save_checked(model: Any, folder: Path, config: ExportConfig, shape: GraphShape) -> None:
+    import onnx
+
+    del model.metadata_props[:]
+    for key, value in {"lotus.task": config.task.value, "lotus.output_meaning": config.meaning.value, "lotus.source": config.model}.items():
+        model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
+    path = folder / ONNX_FILE
+    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location=ONNX_DATA, size_threshold=1024)
+    onnx.checker.check_model(str(path))
+    loaded = onnx.load(str(path), load_external_data=False)
+    inputs = [i.name for i in loaded.graph.input]
+    outputs = [o.name for o in loaded.graph.output]
+    if inputs != [INPUT_NAME] or outputs != [output_name(config.task)]:
+        raise ConfigError(f"exported graph has inputs {inputs} and outputs {outputs}", "this is a bug in lotus-deploy; please report it")
+
+
+def _parity(module: Any, artifact: Artifact, config: ExportConfig, shape: GraphShape, steps: Steps) -> ParityReport:
+    from .parity_inputs import default_image_dir, parity_batch
+    from .runtime.ort_backend import OnnxRuntimeBackend
+
+    image_dir = config.parity_images or default_image_dir()
+    batch, names = parity_batch(shape, count=2, processing_res=config.parity_size, image_dir=image_dir)
+    steps.say(f"    inputs: {', '.join(names)} as one batch {list(batch.shape)} ({'photos from ' + str(image_dir) if image_dir else 'synthetic images'})")
+    backend = OnnxRuntimeBackend(artifact)
+    try:
+        candidate = backend.run(batch)
+    finally:
+        backend.close()
+    reference = reference_output(module, batch)
+    report = judge(compare(candidate, reference, config.task), max_abs=config.atol)
+    steps.say(f"    {report.summary()}  (tolerance max|Δ| ≤ {config.atol:g} vs float64 PyTorch)")
+    return report
+
+
+def reference_output(module: Any, batch: np.ndarray) -> np.ndarray:
+    """Float64 PyTorch output for ``batch`` (the module is restored to float32 afterwards)."""
+    import torch
+
+    module.double()
+    try:
+        with torch.no_grad():
+            out: np.ndarray = module(torch.from_numpy(batch).double()).numpy()
+    finally:
+        module.float()
+    return out
