@@ -132,6 +132,20 @@ class ExportConfig:
     parity_size: int = 256
     atol: float = 1e-4
     split: bool = False
+    # precision (onnx-fp16 / onnx-int8 and the TensorRT engines built from them)
+    calib_dir: Path | None = None
+    eval_dir: Path | None = None
+    calib_count: int = 32
+    calib_size: int = 256
+    accuracy_target: float | None = None  # AbsRel after scale-and-shift vs fp32; None = the precision's default
+    # TensorRT engine build
+    dynamic_profile: bool = False
+    max_height: int | None = None
+    max_width: int | None = None
+    max_batch: int | None = None
+    workspace_gib: float = 4.0
+    builder_optimization_level: int = 3
+    timing_cache: Path | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -151,6 +165,16 @@ class ExportConfig:
 
     @property
     def artifact_dir(self) -> Path:
+        """``--output``, else ``engines/<model>-<task>-<engine>[-HxW][-bN]`` (shape keys the folder)."""
         if self.output is not None:
             return Path(self.output)
-        return Path("engines") / f"{safe_name(self.model)}-{self.task.value}-{self.engine.value}"
+        return Path("engines") / default_artifact_name(self.model, self.task, self.engine, self.height, self.width, self.batch)
+
+
+def default_artifact_name(model: str, task: Task, engine: EngineKind, height: int | None, width: int | None, batch: int | None) -> str:
+    name = f"{safe_name(model)}-{task.value}-{engine.value}"
+    if height is not None and width is not None:
+        name += f"-{height}x{width}"
+    if batch is not None:
+        name += f"-b{batch}"
+    return name

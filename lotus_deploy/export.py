@@ -9,6 +9,7 @@ parity passes, so a failed export leaves the previous artifact untouched.
 from __future__ import annotations
 
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,8 @@ def _trace(module: Any, path: Path, config: ExportConfig, shape: GraphShape) -> 
         for per_tensor in axes.values():
             per_tensor.pop(2)
             per_tensor.pop(3)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TracerWarnings about Python-side asserts are expected here
         torch.onnx.export(
             module,
             (dummy,),

@@ -136,6 +136,7 @@ def load_checkpoint(model: str) -> LoadedCheckpoint:
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
+    _silence_loading_bars()
     folder = resolve_checkpoint(model)
     configs = validate_lotus_configs(folder)
     try:
@@ -164,6 +165,16 @@ def load_checkpoint(model: str) -> LoadedCheckpoint:
         config_hash=digest,
         notes={"prompt_tokens": int(ids.shape[1])},
     )
+
+
+def _silence_loading_bars() -> None:
+    import diffusers
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.disable_progress_bar()
+    diffusers.utils.logging.set_verbosity_error()
 
 
 def weights_hash(folder: Path) -> str:

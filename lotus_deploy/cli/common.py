@@ -1,0 +1,57 @@
+"""What every command shares: one-line errors for expected failures, exit codes, enum parsing."""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from ..errors import LotusError
+
+E = TypeVar("E", bound=enum.Enum)
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def run_main(body: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
+    """Parse ``argv``, run ``body``; LotusError -> one line on stderr and exit code 2 (no traceback)."""
+    args = parser.parse_args(argv)
+    _quiet_third_party()
+    try:
+        return body(args)
+    except LotusError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted; nothing was published", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def enum_choice(kind: type[E]) -> Callable[[str], E]:
+    """argparse ``type=`` that accepts an enum's values and lists them on error."""
+
+    def parse(text: str) -> E:
+        try:
+            return kind(text)
+        except ValueError:
+            values = ", ".join(str(member.value) for member in kind)
+            raise argparse.ArgumentTypeError(f"{text!r} is not one of: {values}") from None
+
+    parse.__name__ = kind.__name__.lower()
+    return parse
+
+
+def _quiet_third_party() -> None:
+    """Keep library chatter (tracer warnings, weight-loading bars) out of the user's terminal."""
+    import warnings
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)

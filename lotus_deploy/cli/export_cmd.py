@@ -1,0 +1,83 @@
+"""``lotus-export``: checkpoint -> ONNX graph (fp32/fp16/int8) or TensorRT engine, with parity."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..config import DEFAULT_MODEL, DEFAULT_OPSET, EngineKind, ExportConfig, OutputMeaning, Task, infer_task
+from .common import enum_choice, run_main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lotus-export",
+        description="Export Lotus-D as one fused ONNX graph (VAE encoder + UNet + VAE decoder), a reduced-precision graph, or a TensorRT engine.",
+    )
+    p.add_argument("--model", default=DEFAULT_MODEL, help="hub id, local diffusers folder, or builtin:tiny / builtin:full (default: %(default)s)")
+    p.add_argument("--task", type=enum_choice(Task), help="depth or normal (inferred for the released Lotus-D ids)")
+    p.add_argument("--output-meaning", type=enum_choice(OutputMeaning), help="depth or disparity for depth models (inferred for released ids)")
+    p.add_argument("--engine", type=enum_choice(EngineKind), default=EngineKind.ONNX, help="onnx, onnx-fp16, onnx-int8, trt-fp32, trt-fp16, trt-int8 (default: onnx)")
+    p.add_argument("--output", type=Path, help="artifact folder (default: engines/<model>-<task>-<engine>[-HxW])")
+    p.add_argument("--height", type=int, help="static graph height (multiple of 64); default: dynamic")
+    p.add_argument("--width", type=int, help="static graph width (multiple of 64); default: dynamic")
+    p.add_argument("--batch", type=int, help="static batch size; default: dynamic")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (default %(default)s; TensorRT 10.3 parses up to 20)")
+    p.add_argument("--force", action="store_true", help="replace an existing artifact in the output folder")
+    p.add_argument("--no-parity", dest="parity", action="store_false", help="skip the parity check (not recommended)")
+    p.add_argument("--parity-images", type=Path, help="folder of photos for the parity check (default: $LOTUS_DEPLOY_PARITY_IMAGES, else synthetic images)")
+    p.add_argument("--parity-size", type=int, default=256, help="processing resolution for parity inputs (default %(default)s)")
+    p.add_argument("--atol", type=float, default=1e-4, help="fp32 parity tolerance: max abs error vs float64 PyTorch (default %(default)g)")
+    p.add_argument("--split", action="store_true", help="also write the VAE encoder, UNet and VAE decoder as separate graphs (for benchmarks)")
+    prec = p.add_argument_group("precision (onnx-fp16, onnx-int8)")
+    prec.add_argument("--calib-dir", type=Path, help="calibration images (int8; fp16 range analysis)")
+    prec.add_argument("--eval-dir", type=Path, help="held-out images for the accuracy report (default: a deterministic split of --calib-dir)")
+    prec.add_argument("--calib-count", type=int, default=32, help="maximum calibration images (default %(default)s)")
+    prec.add_argument("--calib-size", type=int, default=256, help="processing resolution for calibration (default %(default)s)")
+    prec.add_argument("--accuracy-target", type=float, help="AbsRel (after scale+shift) vs the fp32 graph that the reduced graph must meet")
+    trt = p.add_argument_group("TensorRT (trt-*)")
+    trt.add_argument("--dynamic", dest="dynamic_profile", action="store_true", help="min/opt/max profile instead of a static one")
+    trt.add_argument("--max-height", type=int, help="profile max height with --dynamic")
+    trt.add_argument("--max-width", type=int, help="profile max width with --dynamic")
+    trt.add_argument("--max-batch", type=int, help="profile max batch with --dynamic")
+    trt.add_argument("--workspace-gib", type=float, default=4.0, help="builder workspace limit in GiB (default %(default)s)")
+    trt.add_argument("--opt-level", dest="builder_optimization_level", type=int, default=3, help="builder optimization level 0-5 (default %(default)s)")
+    trt.add_argument("--timing-cache", type=Path, help="timing cache file, reused across builds (default: engines/timing.cache)")
+    p.add_argument("--quiet", action="store_true", help="print only the result")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> ExportConfig:
+    task, meaning = infer_task(args.model, args.task, args.output_meaning)
+    return ExportConfig(
+        model=args.model, task=task, meaning=meaning, engine=args.engine, output=args.output,
+        height=args.height, width=args.width, batch=args.batch, opset=args.opset, force=args.force,
+        parity=args.parity, parity_images=args.parity_images, parity_size=args.parity_size, atol=args.atol,
+        split=args.split, calib_dir=args.calib_dir, eval_dir=args.eval_dir, calib_count=args.calib_count,
+        calib_size=args.calib_size, accuracy_target=args.accuracy_target, dynamic_profile=args.dynamic_profile,
+        max_height=args.max_height, max_width=args.max_width, max_batch=args.max_batch,
+        workspace_gib=args.workspace_gib, builder_optimization_level=args.builder_optimization_level,
+        timing_cache=args.timing_cache,
+    )
+
+
+def _body(args: argparse.Namespace) -> int:
+    from ..pipeline import run_export
+
+    config = config_from_args(args)
+    result = run_export(config, quiet=args.quiet)
+    summary = {"artifact": str(result.folder), "engine": config.engine.value, "task": config.task.value, "output_meaning": config.meaning.value}
+    if result.parity is not None:
+        summary["parity"] = result.parity.summary()
+    print(json.dumps(summary, indent=2, ensure_ascii=False))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_main(_body, build_parser(), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,91 @@
+"""Stage orchestration: an ``--engine`` request becomes a chain of artifact -> artifact stages.
+
+``onnx`` is exported from the checkpoint; ``onnx-fp16``/``onnx-int8`` are made from the fp32 ONNX
+artifact; ``trt-*`` engines are built from the ONNX artifact of the same precision (precision lives in
+the graph: TensorRT 11 builds only strongly typed networks). A missing parent is built first; an
+existing one is reused when its manifest shows the same source and settings.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from .artifacts import Artifact, holds_artifact, open_artifact
+from .config import EngineKind, ExportConfig
+from .errors import ConfigError
+from .export import ExportResult, export_onnx
+
+# engine -> "module:function(parent: Artifact, config: ExportConfig, quiet: bool) -> ExportResult"
+_STAGES: dict[EngineKind, str] = {
+    EngineKind.ONNX_FP16: "lotus_deploy.precision:export_fp16",
+    EngineKind.ONNX_INT8: "lotus_deploy.precision:export_int8",
+    EngineKind.TRT_FP32: "lotus_deploy.trt_build:build_engine_artifact",
+    EngineKind.TRT_FP16: "lotus_deploy.trt_build:build_engine_artifact",
+    EngineKind.TRT_INT8: "lotus_deploy.trt_build:build_engine_artifact",
+}
+
+
+def parent_config(config: ExportConfig) -> ExportConfig:
+    """Settings of the artifact ``config`` is made from (always in the default engines/ folder)."""
+    if config.engine.is_tensorrt:
+        # The engine's optimization profile fixes its shapes; the parent graph stays dynamic so one
+        # ONNX artifact serves every engine size (and can be copied to a Jetson to build there).
+        return replace(config, engine=config.engine.onnx_parent, output=None, force=False, height=None, width=None, batch=None)
+    return replace(config, engine=EngineKind.ONNX, output=None, force=False)
+
+
+def _settings_match(artifact: Artifact, config: ExportConfig) -> list[str]:
+    """The settings in which an existing artifact differs from what ``config`` asks for."""
+    m = artifact.manifest
+    wanted = {
+        "source model": (m.get("source", {}).get("model"), config.model),
+        "task": (m.get("task"), config.task.value),
+        "output meaning": (m.get("output_meaning"), config.meaning.value),
+        "engine": (m.get("engine"), config.engine.value),
+        "opset": (m.get("opset"), config.opset),
+        "shape": (m.get("shape"), {"batch": config.batch, "height": config.height, "width": config.width}),
+    }
+    return [f"{key} {have!r} (wanted {want!r})" for key, (have, want) in wanted.items() if have != want]
+
+
+def ensure_artifact(config: ExportConfig, quiet: bool = False, rebuild_mismatched: bool = False) -> Artifact:
+    """Open the artifact ``config`` describes if it exists with the same settings; else build it."""
+    folder = config.artifact_dir
+    if holds_artifact(folder):
+        existing = open_artifact(folder)
+        differences = _settings_match(existing, config)
+        if not differences:
+            if not quiet:
+                print(f"reusing {folder} (same source and settings)")
+            return existing
+        if not rebuild_mismatched:
+            raise ConfigError(f"{folder} holds an artifact made with other settings: {'; '.join(differences)}", "pass --force to rebuild it, or move it away")
+        config = replace(config, force=True)
+    result = run_export(config, quiet=quiet)
+    return open_artifact(result.folder, check_hashes=False)
+
+
+def _stage(engine: EngineKind) -> Callable[[Artifact, ExportConfig, bool], ExportResult]:
+    module_name, _, attr = _STAGES[engine].partition(":")
+    function: Callable[[Artifact, ExportConfig, bool], ExportResult] = getattr(importlib.import_module(module_name), attr)
+    return function
+
+
+def run_export(config: ExportConfig, quiet: bool = False) -> ExportResult:
+    """Produce the artifact ``config.engine`` names, building missing parents first."""
+    if config.engine is EngineKind.ONNX:
+        return export_onnx(config, quiet=quiet)
+    from .artifacts import refuse_overwrite
+
+    refuse_overwrite(config.artifact_dir, config.force)  # fail before spending time on parents
+    parent = ensure_artifact(parent_config(config), quiet=quiet, rebuild_mismatched=config.force)
+    stage = _stage(config.engine)
+    return stage(parent, config, quiet)
+
+
+def describe(result: ExportResult) -> dict[str, Any]:
+    """Short summary for printing."""
+    return {"folder": str(result.folder), "engine": result.manifest.get("engine"), "parity": None if result.parity is None else result.parity.summary()}
