@@ -1,0 +1,74 @@
+"""``lotus-infer``: run an artifact (or, with the torch backend, a checkpoint) on images and folders."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..config import DEFAULT_PROCESSING_RES, Task
+from ..errors import ConfigError, InputImageError
+from .common import enum_choice, run_main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lotus-infer",
+        description="Predict depth/disparity/normals for images or folders; writes <stem>.npy, <stem>_16bit.png and <stem>_color.png.",
+    )
+    p.add_argument("inputs", nargs="+", type=Path, help="image files and/or folders of images")
+    p.add_argument("-a", "--artifact", type=Path, help="artifact folder from lotus-export (required except for --backend torch with --model)")
+    p.add_argument("-o", "--output", type=Path, default=Path("outputs"), help="output folder (default: %(default)s)")
+    p.add_argument("--backend", default="onnxruntime", help="onnxruntime (default), torch, or another registered backend")
+    p.add_argument("--model", help="checkpoint for --backend torch without an artifact (hub id, folder, builtin:NAME)")
+    p.add_argument("--task", type=enum_choice(Task), help="task for --model when it cannot be inferred")
+    p.add_argument("--processing-res", type=int, default=DEFAULT_PROCESSING_RES, help="resize the long edge to this before padding; 0 keeps the size (default %(default)s)")
+    p.add_argument("--resample", choices=("nearest", "bilinear"), default="nearest", help="how to resize outputs back to the input size (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=1, help="images per batch for dynamic graphs (default %(default)s)")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def expand_inputs(inputs: Sequence[Path]) -> list[Path]:
+    """Files as given, folders expanded to their images (sorted); a missing path is an error."""
+    from ..preprocess import list_images
+
+    images: list[Path] = []
+    for path in inputs:
+        if path.is_dir():
+            images.extend(list_images(path))
+        elif path.is_file():
+            images.append(path)
+        else:
+            raise InputImageError(f"{path} does not exist", "pass image files or folders that exist")
+    return images
+
+
+def _body(args: argparse.Namespace) -> int:
+    from ..progress import bar
+    from ..runtime.estimator import DepthEstimator
+
+    if args.artifact is None and not (args.backend == "torch" and args.model):
+        raise ConfigError("no --artifact given", "pass --artifact ENGINE_DIR (from lotus-export), or --backend torch --model ID")
+    images = expand_inputs(args.inputs)
+    options = {"model": args.model, "task": args.task} if args.backend == "torch" and args.model else {}
+    estimator = DepthEstimator(args.artifact, backend=args.backend, processing_res=args.processing_res,
+                               resample=args.resample, batch_size=args.batch_size, **options)
+    written = 0
+    with estimator:
+        for path, prediction in zip(images, bar(estimator.predict_many(images), "images", total=len(images), disable=args.quiet)):
+            prediction.save(args.output, path.stem, force=args.force)
+            written += 1
+    print(json.dumps({"images": written, "output": str(args.output), "meaning": estimator.meaning.value, "backend": args.backend}), file=sys.stdout)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_main(_body, build_parser(), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,123 @@
+"""``DepthEstimator``: images in, depth/disparity/normals out, through any backend.
+
+It owns the DESIGN.md §3 pre/post-processing so every backend sees the same tensors, batches images
+that share a padded size, and takes the output meaning from the artifact's manifest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..artifacts import Artifact, open_artifact
+from ..config import DEFAULT_PROCESSING_RES, OutputMeaning, Task
+from ..contract import GraphShape
+from ..errors import ConfigError
+from ..postprocess import crop_and_resize, decode_depth, decode_normal, save_prediction
+from ..preprocess import PreprocessInfo, load_image, preprocess, to_rgb_array
+from .base import Backend, load_backend
+
+ImageLike = Any  # path, numpy uint8 HxWx3 / HxW / HxWx4, or PIL image
+
+
+@dataclass
+class Prediction:
+    """One image's result at its original size: HxW (depth/disparity) or HxWx3 (normal)."""
+
+    values: np.ndarray
+    meaning: OutputMeaning
+    info: PreprocessInfo
+    source: str = ""
+
+    def save(self, out_dir: Path, stem: str, force: bool = False) -> list[Path]:
+        return save_prediction(out_dir, stem, self.values, self.meaning, force=force)
+
+
+class DepthEstimator:
+    """Run a Lotus-D artifact (or, with the torch backend, a checkpoint) on images.
+
+    >>> est = DepthEstimator("engines/builtin-tiny-depth-onnx")            # doctest: +SKIP
+    >>> pred = est.predict("photo.jpg"); pred.values.shape                 # doctest: +SKIP
+    """
+
+    def __init__(self, artifact: str | Path | Artifact | None = None, backend: str = "onnxruntime",
+                 processing_res: int = DEFAULT_PROCESSING_RES, resample: str = "nearest", batch_size: int = 1,
+                 check_hashes: bool = True, **backend_options: Any) -> None:
+        if batch_size < 1:
+            raise ConfigError(f"batch size {batch_size} is not positive", "use 1 or more")
+        if isinstance(artifact, (str, Path)):
+            artifact = open_artifact(artifact, check_hashes=check_hashes)
+        self.artifact = artifact
+        self.backend: Backend = load_backend(backend, artifact, **backend_options)
+        self.task: Task = self.backend.task
+        self.shape: GraphShape = self.backend.shape
+        if artifact is not None:
+            self.meaning = artifact.meaning
+        else:
+            self.meaning = getattr(self.backend, "output_meaning", OutputMeaning(self.task.value))
+        self.processing_res = processing_res
+        self.resample = resample
+        self.batch_size = self.shape.batch or batch_size
+
+    # -- core -----------------------------------------------------------------------------------
+    def _graph_hw(self) -> tuple[int, int] | None:
+        if self.shape.is_static:
+            assert self.shape.height is not None and self.shape.width is not None
+            return (self.shape.height, self.shape.width)
+        return None
+
+    def prepare(self, image: ImageLike) -> tuple[np.ndarray, PreprocessInfo]:
+        pixels = load_image(image) if isinstance(image, (str, Path)) else to_rgb_array(image)
+        return preprocess(pixels, processing_res=self.processing_res, graph_hw=self._graph_hw())
+
+    def finish(self, output: np.ndarray, info: PreprocessInfo, source: str = "") -> Prediction:
+        """[C,H,W] graph output -> Prediction at the original image size."""
+        restored = crop_and_resize(output, info, resample=self.resample)
+        if self.task is Task.NORMAL:
+            values = decode_normal(restored, renormalize=self.resample != "nearest")
+        else:
+            values = decode_depth(restored)
+        return Prediction(values=values, meaning=self.meaning, info=info, source=source)
+
+    def run_tensor(self, batch: np.ndarray) -> np.ndarray:
+        """Run an already-preprocessed [N,3,H,W] batch, padding it to a static batch size if needed."""
+        n = batch.shape[0]
+        if self.shape.batch is not None and n < self.shape.batch:
+            filler = np.repeat(batch[-1:], self.shape.batch - n, axis=0)
+            return self.backend.run(np.concatenate([batch, filler]))[:n]
+        return self.backend.run(batch)
+
+    def predict(self, image: ImageLike) -> Prediction:
+        tensor, info = self.prepare(image)
+        return self.finish(self.run_tensor(tensor)[0], info, source=str(image) if isinstance(image, (str, Path)) else "")
+
+    def predict_many(self, images: Iterable[ImageLike]) -> Iterator[Prediction]:
+        """Predictions in input order; consecutive images of the same padded size share a batch."""
+        pending: list[tuple[np.ndarray, PreprocessInfo, str]] = []
+        for image in images:
+            tensor, info = self.prepare(image)
+            name = str(image) if isinstance(image, (str, Path)) else ""
+            if pending and (tensor.shape != pending[0][0].shape or len(pending) >= self.batch_size):
+                yield from self._flush(pending)
+                pending = []
+            pending.append((tensor, info, name))
+        if pending:
+            yield from self._flush(pending)
+
+    def _flush(self, pending: Sequence[tuple[np.ndarray, PreprocessInfo, str]]) -> Iterator[Prediction]:
+        outputs = self.run_tensor(np.concatenate([t for t, _, _ in pending], axis=0))
+        for output, (_, info, name) in zip(outputs, pending):
+            yield self.finish(output, info, source=name)
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> "DepthEstimator":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
