@@ -1,0 +1,93 @@
+"""``lotus-build ONNX_DIR``: build a TensorRT engine where it will run, from an ONNX artifact made elsewhere.
+
+The Jetson workflow: export (and calibrate) on a desktop, copy the ONNX artifact folder to the device,
+build the engine there. ``--print-trtexec`` prints the equivalent ``trtexec`` command instead (needs no
+TensorRT on this machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..artifacts import ENGINE_FILE, Artifact, open_artifact
+from ..config import DEFAULT_OPSET, MAX_OPSET, EngineKind, ExportConfig
+from ..errors import ConfigError
+from .common import run_main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lotus-build",
+        description="Build a strongly typed TensorRT engine from a lotus-export ONNX artifact (fp32, fp16 or int8 Q/DQ graph), on the machine that will run it.",
+    )
+    p.add_argument("onnx_dir", type=Path, metavar="ONNX_DIR", help="ONNX artifact folder (model.onnx + model.onnx.data + manifest.json)")
+    p.add_argument("--output", type=Path, help="engine artifact folder (default: engines/<model>-<task>-trt-<precision>[-HxW][-bN])")
+    p.add_argument("--height", type=int, help="static (or opt) height, multiple of 64 (default 512)")
+    p.add_argument("--width", type=int, help="static (or opt) width, multiple of 64 (default 512)")
+    p.add_argument("--batch", type=int, help="static (or opt) batch (default 1)")
+    p.add_argument("--dynamic", action="store_true", help="min/opt/max profile: 64x64 .. --max-height x --max-width (default 768x768)")
+    p.add_argument("--max-height", type=int, help="profile max height with --dynamic")
+    p.add_argument("--max-width", type=int, help="profile max width with --dynamic")
+    p.add_argument("--max-batch", type=int, help="profile max batch with --dynamic")
+    p.add_argument("--workspace-gib", type=float, default=4.0, help="builder workspace limit in GiB (default %(default)s)")
+    p.add_argument("--opt-level", type=int, default=3, help="builder optimization level 0-5 (default %(default)s)")
+    p.add_argument("--timing-cache", type=Path, help="timing cache file, reused across builds (default: engines/timing.cache)")
+    p.add_argument("--force", action="store_true", help="replace an existing artifact in the output folder")
+    p.add_argument("--no-parity", dest="parity", action="store_false", help="skip the engine-vs-ONNX Runtime parity check")
+    p.add_argument("--parity-images", type=Path, help="folder of photos for the parity check (default: synthetic images)")
+    p.add_argument("--atol", type=float, default=1e-4, help="fp32 engine parity: max abs error vs the graph is max(--atol, 1e-3)")
+    p.add_argument("--print-trtexec", action="store_true", help="print the equivalent trtexec command line and exit (builds nothing)")
+    p.add_argument("--no-verify", dest="verify", action="store_false", help="do not re-hash the ONNX artifact's files before building")
+    p.add_argument("--quiet", action="store_true", help="print only the result")
+    return p
+
+
+def config_for(parent: Artifact, args: argparse.Namespace) -> ExportConfig:
+    """The ExportConfig of an engine built from ``parent`` with the command's flags."""
+    if parent.kind != "onnx":
+        raise ConfigError(f"{parent.folder} is a {parent.kind} artifact, not an ONNX graph", "pass the ONNX artifact folder the engine should be built from")
+    opset = parent.manifest.get("opset")
+    return ExportConfig(
+        model=parent.source_model or parent.folder.name, task=parent.task, meaning=parent.meaning,
+        engine=EngineKind(f"trt-{parent.precision.value}"), output=args.output,
+        height=args.height, width=args.width, batch=args.batch,
+        opset=opset if isinstance(opset, int) and 11 <= opset <= MAX_OPSET else DEFAULT_OPSET,
+        force=args.force, parity=args.parity, parity_images=args.parity_images, atol=args.atol,
+        dynamic_profile=args.dynamic, max_height=args.max_height, max_width=args.max_width, max_batch=args.max_batch,
+        workspace_gib=args.workspace_gib, builder_optimization_level=args.opt_level, timing_cache=args.timing_cache,
+    )
+
+
+def _body(args: argparse.Namespace) -> int:
+    from ..trt_build import build_engine_artifact, preflight, profile_from_config, settings_from_config
+    from ..trtexec import format_command, trtexec_command
+
+    parent = open_artifact(args.onnx_dir, check_hashes=args.verify and not args.print_trtexec)
+    config = config_for(parent, args)
+    if args.print_trtexec:
+        profile = profile_from_config(config, parent.shape)
+        argv = trtexec_command(parent.model_path, config.artifact_dir / ENGINE_FILE, profile, settings_from_config(config))
+        print(format_command(argv))
+        print(f"# create {config.artifact_dir} first; trtexec writes the engine only (no manifest: lotus-deploy runs it with a warning)", file=sys.stderr)
+        return 0
+    preflight(config)
+    result = build_engine_artifact(parent, config, quiet=args.quiet)
+    summary: dict[str, object] = {"artifact": str(result.folder), "engine": config.engine.value, "task": config.task.value,
+                                  "tensorrt": result.manifest.get("tensorrt", {}).get("version"),
+                                  "compute_capability": result.manifest.get("tensorrt", {}).get("compute_capability")}
+    if result.parity is not None:
+        summary["parity"] = result.parity.summary()
+    print(json.dumps(summary, indent=2, ensure_ascii=False))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_main(_body, build_parser(), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

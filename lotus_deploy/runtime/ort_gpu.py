@@ -1,0 +1,126 @@
+"""[onnxruntime-gpu] ONNX Runtime on the GPU: the ``ort-cuda`` and ``ort-trt`` backends (the ``ort-gpu`` extra).
+
+* ``ort-cuda``: CUDA execution provider.
+* ``ort-trt``: TensorRT execution provider, with its engine cache and timing cache on disk so the
+  (slow) engine build happens once per graph, profile, TensorRT version and GPU. Precision lives in
+  the graph, so the EP's own ``trt_fp16_enable``/``trt_int8_enable`` are never set. The profile is the
+  one :mod:`lotus_deploy.trt_build` derives (dynamic by default here: 64..768, opt 512), so new image
+  sizes inside it never trigger a rebuild.
+
+ONNX Runtime silently falls back to the CPU when a provider cannot load (missing CUDA/cuDNN/TensorRT
+libraries); both backends check that their provider is really in the session and fail with one line
+otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from ..artifacts import MANIFEST, Artifact
+from ..contract import INPUT_NAME
+from ..deps import require
+from ..errors import ConfigError, DependencyError
+from ..trt_build import EngineProfile, derive_profile
+from .ort_backend import CPU, OnnxRuntimeBackend
+
+CUDA_EP = "CUDAExecutionProvider"
+TRT_EP = "TensorrtExecutionProvider"
+GPU_HINT = 'install onnxruntime-gpu instead of onnxruntime (pip uninstall onnxruntime; pip install "lotus-deploy[ort-gpu]") with CUDA 12 and cuDNN 9 libraries'
+
+
+def _require_provider(provider: str) -> None:
+    ort = require("onnxruntime")
+    available = ort.get_available_providers()
+    if provider not in available:
+        raise DependencyError(f"ONNX Runtime {ort.__version__} has no {provider} (available: {', '.join(available)})", GPU_HINT)
+
+
+def _check_used(backend: OnnxRuntimeBackend, provider: str) -> None:
+    if provider not in backend.providers:
+        raise DependencyError(f"ONNX Runtime could not start {provider} for {backend.artifact.model_path} (running on {', '.join(backend.providers)})",
+                              "check that the CUDA, cuDNN (and TensorRT) libraries load: see ONNX Runtime's log with log_severity_level=0")
+
+
+def _onnx_only(artifact: Artifact | None, name: str) -> Artifact:
+    if artifact is None:
+        raise ConfigError(f"the {name} backend needs an ONNX artifact", "pass --artifact ONNX_DIR from lotus-export")
+    if artifact.kind != "onnx":
+        raise ConfigError(f"{artifact.folder} is a {artifact.kind} artifact; {name} runs ONNX graphs", "use --backend tensorrt for engines")
+    return artifact
+
+
+class OrtCudaBackend(OnnxRuntimeBackend):
+    """ONNX Runtime with the CUDA execution provider."""
+
+    name = "ort-cuda"
+
+    def __init__(self, artifact: Artifact | None, device_id: int = 0, threads: int = 0, optimization: str = "all") -> None:
+        artifact = _onnx_only(artifact, self.name)
+        _require_provider(CUDA_EP)
+        providers: list[Any] = [(CUDA_EP, {"device_id": device_id}), CPU]
+        super().__init__(artifact, providers=providers, threads=threads, optimization=optimization)
+        _check_used(self, CUDA_EP)
+
+
+def default_cache_dir(artifact: Artifact) -> Path:
+    """``$LOTUS_DEPLOY_CACHE`` (default ~/.cache/lotus-deploy)/ort-trt/<folder>-<manifest hash>: one per graph."""
+    root = Path(os.environ.get("LOTUS_DEPLOY_CACHE", "~/.cache/lotus-deploy")).expanduser()
+    try:
+        digest = hashlib.sha256((artifact.folder / MANIFEST).read_bytes()).hexdigest()[:12]
+    except OSError:
+        digest = "nomanifest"
+    return root / "ort-trt" / f"{artifact.folder.name}-{digest}"
+
+
+def shapes_option(profile: EngineProfile, which: str) -> str:
+    """'image:1x3x512x512' for the EP's trt_profile_{min,opt,max}_shapes."""
+    dims: tuple[int, ...] = getattr(profile, which)
+    return f"{INPUT_NAME}:{'x'.join(str(d) for d in dims)}"
+
+
+def trt_provider_options(profile: EngineProfile, cache_dir: Path, device_id: int = 0, workspace_gib: float = 4.0,
+                         optimization_level: int = 3) -> dict[str, Any]:
+    """The TensorRT EP options: engine + timing caches, explicit profile, workspace, optimization level."""
+    return {
+        "device_id": device_id,
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": str(cache_dir),
+        "trt_timing_cache_enable": True,
+        "trt_timing_cache_path": str(cache_dir),
+        "trt_max_workspace_size": int(workspace_gib * (1 << 30)),
+        "trt_builder_optimization_level": optimization_level,
+        "trt_profile_min_shapes": shapes_option(profile, "min"),
+        "trt_profile_opt_shapes": shapes_option(profile, "opt"),
+        "trt_profile_max_shapes": shapes_option(profile, "max"),
+    }
+
+
+class OrtTensorRTBackend(OnnxRuntimeBackend):
+    """ONNX Runtime with the TensorRT execution provider (CUDA EP, then CPU, for unsupported nodes)."""
+
+    name = "ort-trt"
+
+    def __init__(self, artifact: Artifact | None, device_id: int = 0, cache_dir: str | Path | None = None, dynamic: bool = True,
+                 height: int | None = None, width: int | None = None, batch: int | None = None, max_height: int | None = None,
+                 max_width: int | None = None, max_batch: int | None = None, workspace_gib: float = 4.0,
+                 optimization_level: int = 3, threads: int = 0) -> None:
+        artifact = _onnx_only(artifact, self.name)
+        _require_provider(TRT_EP)
+        self.profile = derive_profile(artifact.shape, height, width, batch, dynamic, max_height, max_width, max_batch)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(artifact)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        options = trt_provider_options(self.profile, self.cache_dir, device_id, workspace_gib, optimization_level)
+        providers: list[Any] = [(TRT_EP, options), (CUDA_EP, {"device_id": device_id}), CPU]
+        super().__init__(artifact, providers=providers, threads=threads)
+        _check_used(self, TRT_EP)
+        self.shape = self.profile.graph_shape()
+
+    def run(self, batch: Any) -> Any:
+        self.profile.check_input(tuple(batch.shape))
+        if batch.shape[0] > self.profile.max[0]:
+            raise ConfigError(f"batch {batch.shape[0]} exceeds the TensorRT EP profile's max batch {self.profile.max[0]}",
+                              "pass max_batch= when creating the backend, or run smaller batches")
+        return super().run(batch)
