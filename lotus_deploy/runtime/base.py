@@ -34,6 +34,9 @@ class Backend(Protocol):
 _REGISTRY: dict[str, str] = {
     "onnxruntime": "lotus_deploy.runtime.ort_backend:OnnxRuntimeBackend",
     "torch": "lotus_deploy.runtime.torch_backend:TorchBackend",
+    "tensorrt": "lotus_deploy.runtime.trt_backend:TensorRTBackend",
+    "ort-cuda": "lotus_deploy.runtime.ort_gpu:OrtCudaBackend",
+    "ort-trt": "lotus_deploy.runtime.ort_gpu:OrtTensorRTBackend",
 }
 
 
