@@ -81,6 +81,10 @@ def run_export(config: ExportConfig, quiet: bool = False) -> ExportResult:
     from .artifacts import refuse_overwrite
 
     refuse_overwrite(config.artifact_dir, config.force)  # fail before spending time on parents
+    if config.engine.is_tensorrt:
+        from .trt_build import preflight
+
+        preflight(config)  # TensorRT, CUDA and the profile settings usable? (before building any parent)
     parent = ensure_artifact(parent_config(config), quiet=quiet, rebuild_mismatched=config.force)
     stage = _stage(config.engine)
     return stage(parent, config, quiet)
