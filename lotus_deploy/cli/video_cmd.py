@@ -1,0 +1,77 @@
+"""``lotus-video`` (and ``lotus-infer VIDEO`` / ``lotus-infer --camera N``): a stream → depth video + arrays."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..config import DEFAULT_PROCESSING_RES, Task
+from ..errors import ConfigError
+from .common import enum_choice, run_main
+
+
+def add_video_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags that only matter for videos and cameras (shared with lotus-infer)."""
+    g = p.add_argument_group("video and camera")
+    g.add_argument("--camera", type=int, metavar="N", help="read camera N (OpenCV index) instead of files; stop with Ctrl-C or --max-frames")
+    g.add_argument("--max-frames", type=int, help="process at most this many frames")
+    g.add_argument("--align", action="store_true", help="align each frame's scale/shift to the previous frames (less flicker)")
+    g.add_argument("--window", type=int, default=1, help="with --align: align to the mean of the last N aligned frames (default %(default)s)")
+    g.add_argument("--no-frames", action="store_true", help="write only the video and summary, no per-frame .npy")
+    g.add_argument("--fourcc", default="mp4v", help="video codec four-cc for OpenCV (default %(default)s)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lotus-video",
+        description="Depth for a video file or camera: writes depth.mp4 (colorized), frames/NNNNNN.npy and summary.json.",
+    )
+    p.add_argument("inputs", nargs="*", type=Path, help="video file (omit with --camera)")
+    p.add_argument("-a", "--artifact", type=Path, help="artifact folder from lotus-export (or --backend torch --model ID)")
+    p.add_argument("-o", "--output", type=Path, default=Path("outputs"), help="output folder (default: %(default)s)")
+    p.add_argument("--backend", default="onnxruntime", help="onnxruntime (default), torch, or another registered backend")
+    p.add_argument("--model", help="checkpoint for --backend torch without an artifact")
+    p.add_argument("--task", type=enum_choice(Task), help="task for --model when it cannot be inferred")
+    p.add_argument("--processing-res", type=int, default=DEFAULT_PROCESSING_RES, help="long edge before padding (default %(default)s)")
+    p.add_argument("--resample", choices=("nearest", "bilinear"), default="nearest", help="how outputs are resized back (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=4, help="frames per batch (default %(default)s)")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_video_arguments(p)
+    return p
+
+
+def run_video(args: argparse.Namespace) -> int:
+    """Run one video (or camera) with the parsed flags; prints the summary's counts as JSON."""
+    from ..depth_video import VideoOptions, run_depth_video
+    from ..runtime.estimator import DepthEstimator
+
+    if args.artifact is None and not (args.backend == "torch" and args.model):
+        raise ConfigError("no --artifact given", "pass --artifact ENGINE_DIR (from lotus-export), or --backend torch --model ID")
+    inputs = list(args.inputs or [])
+    if args.camera is not None and inputs:
+        raise ConfigError("both --camera and input files given", "run a camera or files, not both")
+    if args.camera is None and len(inputs) != 1:
+        raise ConfigError(f"{len(inputs)} video inputs given", "pass exactly one video file (run once per video), or --camera N")
+    source: Path | int = args.camera if args.camera is not None else inputs[0]
+    options = VideoOptions(max_frames=args.max_frames, batch_size=args.batch_size, align=args.align, window=args.window,
+                           save_frames=not args.no_frames, fourcc=args.fourcc, force=args.force, quiet=args.quiet)
+    backend_options = {"model": args.model, "task": args.task} if args.backend == "torch" and args.model else {}
+    estimator = DepthEstimator(args.artifact, backend=args.backend, processing_res=args.processing_res,
+                               resample=args.resample, batch_size=args.batch_size, **backend_options)
+    with estimator:
+        summary = run_depth_video(estimator, source, args.output, options)
+    keys = ("source", "frames_processed", "failed_frames", "nonfinite_frames", "stop_reason", "video", "fps_processed")
+    print(json.dumps({k: summary[k] for k in keys} | {"summary": str(Path(args.output) / "summary.json")}), file=sys.stdout)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_main(run_video, build_parser(), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
