@@ -10,7 +10,9 @@ from pathlib import Path
 
 from ..config import DEFAULT_PROCESSING_RES, Task
 from ..errors import ConfigError, InputImageError
+from ..video import is_video_path
 from .common import enum_choice, run_main
+from .video_cmd import add_video_arguments, run_video
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lotus-infer",
         description="Predict depth/disparity/normals for images or folders; writes <stem>.npy, <stem>_16bit.png and <stem>_color.png.",
     )
-    p.add_argument("inputs", nargs="+", type=Path, help="image files and/or folders of images")
+    p.add_argument("inputs", nargs="*", type=Path, help="image files and/or folders of images, or one video file (see --camera)")
     p.add_argument("-a", "--artifact", type=Path, help="artifact folder from lotus-export (required except for --backend torch with --model)")
     p.add_argument("-o", "--output", type=Path, default=Path("outputs"), help="output folder (default: %(default)s)")
     p.add_argument("--backend", default="onnxruntime", help="onnxruntime (default), torch, or another registered backend")
@@ -29,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=1, help="images per batch for dynamic graphs (default %(default)s)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_video_arguments(p)
     return p
 
 
@@ -51,6 +54,10 @@ def _body(args: argparse.Namespace) -> int:
     from ..progress import bar
     from ..runtime.estimator import DepthEstimator
 
+    if args.camera is not None or any(is_video_path(p) for p in args.inputs):
+        return run_video(args)  # videos and cameras: lotus_deploy/cli/video_cmd.py
+    if not args.inputs:
+        raise ConfigError("no inputs given", "pass image files or folders, one video file, or --camera N")
     if args.artifact is None and not (args.backend == "torch" and args.model):
         raise ConfigError("no --artifact given", "pass --artifact ENGINE_DIR (from lotus-export), or --backend torch --model ID")
     images = expand_inputs(args.inputs)
