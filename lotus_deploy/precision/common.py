@@ -1,0 +1,221 @@
+"""What the fp16 and int8 stages share: targets, the calibration cache, running graphs, the manifest.
+
+Calibration cache: ``<artifact folder's parent>/.calib-cache/<key>/`` (``engines/.calib-cache/`` by
+default). The key hashes the parent graph (its manifest's file hashes), the calibration images and
+their sha256, the calibration size and method, and the graph shape. It holds ``ranges.json`` (ONNX
+Runtime's ``TensorsData`` format: the MinMax calibrator's numbers, readable by ``quantize_static``)
+and, per held-out set, the fp32 graph's outputs (``reference-<key>.npy``), so a second export with
+the same inputs neither recalibrates nor re-runs the fp32 reference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..artifacts import PARITY, Artifact, sha256_file, tool_versions, write_json_atomic, write_manifest
+from ..config import ExportConfig, Task
+from ..contract import GraphShape
+from ..errors import ParityError
+from ..parity import ParityReport, compare, judge
+from ..progress import Steps
+from .inputs import ImageSet
+
+CALIB_METHOD = "minmax"
+CACHE_DIR = ".calib-cache"
+PRECISION_TOOLS = ("onnx", "onnxruntime", "onnxconverter-common", "numpy")
+
+# Default accuracy targets against the fp32 graph (overridable with --accuracy-target, which sets the
+# AbsRel for depth and the mean angle in degrees for normals). NaN/Inf always fail.
+DEFAULT_TARGETS: dict[str, dict[Task, float]] = {
+    "fp16": {Task.DEPTH: 0.005, Task.NORMAL: 0.5},
+    "int8": {Task.DEPTH: 0.02, Task.NORMAL: 3.0},
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    task: Task
+    value: float
+    source: str  # "default" or "--accuracy-target"
+
+    @property
+    def metric(self) -> str:
+        return "AbsRel (scale-and-shift aligned)" if self.task is Task.DEPTH else "mean angle (degrees)"
+
+    def judge(self, report: ParityReport) -> ParityReport:
+        if self.task is Task.DEPTH:
+            return judge(report, absrel=self.value)
+        return judge(report, mean_angle_deg=self.value)
+
+    def error_of(self, report: ParityReport) -> float:
+        value = report.absrel if self.task is Task.DEPTH else report.mean_angle_deg
+        if report.nan_inf_candidate or value is None or not np.isfinite(value):
+            return float("inf")
+        return float(value)
+
+    def describe(self) -> str:
+        return f"{self.metric} ≤ {self.value:g} vs the fp32 graph, no NaN/Inf ({self.source})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"metric": self.metric, "max": self.value, "source": self.source}
+
+
+def target_for(precision: str, config: ExportConfig) -> Target:
+    if config.accuracy_target is not None:
+        from ..errors import ConfigError
+
+        if not config.accuracy_target > 0:
+            raise ConfigError(f"--accuracy-target {config.accuracy_target} is not positive",
+                              "give an AbsRel (depth, e.g. 0.02) or a mean angle in degrees (normals, e.g. 3)")
+        return Target(config.task, float(config.accuracy_target), "--accuracy-target")
+    return Target(config.task, DEFAULT_TARGETS[precision][config.task], "default")
+
+
+def parent_key(parent: Artifact) -> str:
+    files = parent.manifest.get("files") or {}
+    if files:
+        return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+    return sha256_file(parent.model_path)
+
+
+def cache_folder(config: ExportConfig) -> Path:
+    return config.artifact_dir.resolve().parent / CACHE_DIR
+
+
+def calibration_key(parent: Artifact, images: ImageSet, config: ExportConfig, shape: GraphShape) -> dict[str, Any]:
+    return {
+        "parent": parent_key(parent),
+        "images": list(zip(images.calib_names, images.calib_hashes or images.calib_names, strict=True)),
+        "calib_size": config.calib_size,
+        "method": CALIB_METHOD,
+        "shape": shape.to_json(),
+        "input_shapes": [list(a.shape) for a in images.calib],
+    }
+
+
+def _digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def cached_ranges(parent: Artifact, images: ImageSet, config: ExportConfig, shape: GraphShape, work: Path, steps: Steps,
+                  quiet: bool) -> tuple[dict[str, tuple[float, float]], Path, dict[str, Any]]:
+    """Tensor ranges from the cache, or calibrate and store them. Returns (ranges, cache file, info)."""
+    from onnxruntime.quantization.calibrate import CalibrationMethod, TensorsData, load_tensors_data, save_tensors_data
+
+    from .graph import collect_ranges
+
+    key = calibration_key(parent, images, config, shape)
+    folder = cache_folder(config) / _digest(key)
+    path = folder / "ranges.json"
+    info: dict[str, Any] = {"method": CALIB_METHOD, "cache": str(path), "key": key}
+    if path.is_file():
+        data = load_tensors_data(path)
+        ranges = {name: (float(np.min(t.range_value[0])), float(np.max(t.range_value[1]))) for name, t in data.data.items()}
+        steps.say(f"    calibration cache hit: {path} ({len(ranges)} tensors; not recalibrating)")
+        info.update(reused=True, tensors=len(ranges), seconds=0.0)
+        return ranges, path, info
+    start = time.perf_counter()
+    ranges = collect_ranges(parent.folder, images.calib, len(images.calib), work, quiet)
+    seconds = time.perf_counter() - start
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = TensorsData(CalibrationMethod.MinMax, {n: (np.array(lo, dtype=np.float32), np.array(hi, dtype=np.float32)) for n, (lo, hi) in ranges.items()})
+    tmp = folder / f".ranges.{time.time_ns()}.json"
+    save_tensors_data(tensors, tmp)
+    tmp.replace(path)
+    write_json_atomic(folder / "key.json", key)
+    steps.say(f"    calibrated {len(ranges)} tensors on {len(images.calib)} images in {seconds:.1f} s; cached in {path}")
+    info.update(reused=False, tensors=len(ranges), seconds=round(seconds, 2))
+    return ranges, path, info
+
+
+class GraphRunner:
+    """ONNX Runtime CPU session over a graph file, run batch-wise for static-batch graphs."""
+
+    def __init__(self, path: Path, shape: GraphShape, optimization: str = "all") -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.graph_optimization_level = {
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        }[optimization]
+        self.session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        self.shape = shape
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        fixed = self.shape.batch
+        if fixed is None:
+            return np.asarray(self.session.run(None, {"image": batch})[0])
+        outputs = []
+        for start in range(0, batch.shape[0], fixed):
+            chunk = batch[start : start + fixed]
+            real = chunk.shape[0]
+            if real < fixed:
+                chunk = np.concatenate([chunk] + [chunk[-1:]] * (fixed - real), axis=0)
+            outputs.append(np.asarray(self.session.run(None, {"image": chunk})[0])[:real])
+        return np.concatenate(outputs, axis=0)
+
+
+def run_graph(path: Path, shape: GraphShape, batch: np.ndarray, optimization: str = "all") -> np.ndarray:
+    runner = GraphRunner(path, shape, optimization)
+    try:
+        return runner.run(batch)
+    finally:
+        del runner
+
+
+def reference_outputs(parent: Artifact, images: ImageSet, config: ExportConfig, steps: Steps) -> np.ndarray:
+    """The fp32 graph's outputs on the held-out batch (cached beside the calibration ranges)."""
+    key = _digest({"parent": parent_key(parent), "images": list(zip(images.eval_names, images.eval_hashes or images.eval_names, strict=True)),
+                   "shape": list(images.eval_batch.shape), "size": config.parity_size})
+    path = cache_folder(config) / f"reference-{key}.npy"
+    if path.is_file():
+        steps.say(f"    fp32 reference outputs from cache: {path}")
+        return np.load(path)
+    out = run_graph(parent.model_path, parent.shape, images.eval_batch)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{time.time_ns()}.npy")
+    np.save(tmp, out)
+    tmp.replace(path)
+    return out
+
+
+def evaluate(candidate: np.ndarray, reference: np.ndarray, target: Target) -> ParityReport:
+    return target.judge(compare(candidate, reference, target.task))
+
+
+def base_manifest(parent: Artifact, config: ExportConfig, precision: str) -> dict[str, Any]:
+    m = parent.manifest
+    return {
+        "kind": "onnx",
+        "engine": config.engine.value,
+        "task": m.get("task", config.task.value),
+        "output_meaning": m.get("output_meaning", config.meaning.value),
+        "precision": precision,
+        "shape": m.get("shape"),
+        "contract": m.get("contract"),
+        "opset": m.get("opset"),
+        "source": m.get("source"),
+        "parent": {"folder": str(parent.folder), "manifest_sha256": sha256_file(parent.folder / "manifest.json"),
+                   "engine": m.get("engine"), "precision": m.get("precision", "fp32")},
+        "tools": tool_versions(*PRECISION_TOOLS),
+    }
+
+
+def finish(staging: Path, manifest: dict[str, Any], report: ParityReport, target: Target, label: str) -> dict[str, Any]:
+    """Write parity.json and the manifest; raise ParityError when the target is missed."""
+    parity = {**report.to_json(), "reference": "fp32 ONNX graph, ONNX Runtime CPU", "label": label, "target": target.to_json()}
+    manifest["parity"] = parity
+    write_json_atomic(staging / PARITY, parity)
+    if not report.passed:
+        raise ParityError(f"{manifest['precision']} graph misses its accuracy target: {report.summary()}",
+                          f"nothing was published; target was {target.describe()}; relax it knowingly with --accuracy-target")
+    return write_manifest(staging, manifest)

@@ -1,0 +1,218 @@
+"""[onnx, onnxruntime] Graph-level helpers shared by the fp16 and int8 stages.
+
+- a scratch *work folder* holding one copy of the parent's ``model.onnx.data``, which every graph
+  built there references, so variants never duplicate the weights (ONNX Runtime refuses external data
+  outside the graph's folder, symlinks included, and onnx refuses hard links, hence one real copy);
+- layer *groups* (one ResNet block, one attention block, one up/down-sampler...) derived from the
+  TorchScript exporter's scoped node names, the unit in which precision is decided;
+- multiply-accumulate counts per Conv/MatMul/Gemm from ONNX shape inference at a concrete size;
+- per-tensor value ranges over calibration images, collected by adding ReduceMin/ReduceMax outputs to
+  a weightless copy of the graph (the same numbers ONNX Runtime's MinMax calibrator records, stored
+  in its ``TensorsData`` format so ``quantize_static`` can read them as its calibration cache).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..artifacts import ONNX_DATA, ONNX_FILE
+from ..progress import bar
+
+COMPUTE_OPS = ("Conv", "MatMul", "Gemm")
+PARENT_DATA = "parent.onnx.data"  # name of the link to the parent's weights inside a work folder
+_BLOCK = re.compile(r"^(down_blocks|up_blocks)\.\d+$")
+_SUB = re.compile(r"^(resnets|attentions|upsamplers|downsamplers)\.\d+$")
+
+
+@contextlib.contextmanager
+def work_folder(parent_folder: Path, under: Path | None = None) -> Iterator[Path]:
+    """A temporary folder holding a link to the parent's weights (``parent.onnx.data``)."""
+    base = Path(under) if under is not None else None
+    if base is not None:
+        base.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=".lotus-precision-", dir=base))
+    try:
+        _link(Path(parent_folder).resolve() / ONNX_DATA, folder / PARENT_DATA)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _link(source: Path, target: Path) -> None:
+    """A private copy: ONNX Runtime refuses symlinks that leave the graph's folder and onnx refuses hard links."""
+    shutil.copyfile(source, target)
+
+
+def load_structure(parent_folder: Path) -> Any:
+    """The parent graph without weights; external references re-pointed at ``parent.onnx.data``."""
+    import onnx
+
+    model = onnx.load(str(Path(parent_folder) / ONNX_FILE), load_external_data=False)
+    for tensor in model.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = PARENT_DATA
+    return model
+
+
+def save_structure(model: Any, path: Path) -> None:
+    """Save a graph whose initializers are external references (small file, weights stay shared)."""
+    import onnx
+
+    onnx.save_model(model, str(path), save_as_external_data=False)
+
+
+def materialize(graph_path: Path, folder: Path) -> None:
+    """Load ``graph_path`` with all its weights and save it as ``folder/model.onnx`` + ``model.onnx.data``."""
+    import onnx
+
+    model = onnx.load(str(graph_path), load_external_data=True)
+    drop_unused(model)
+    for tensor in model.graph.initializer:  # forget where the weights came from
+        del tensor.external_data[:]
+        tensor.data_location = onnx.TensorProto.DEFAULT
+    onnx.save_model(model, str(Path(folder) / ONNX_FILE), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=ONNX_DATA, size_threshold=1024)
+    del model
+    onnx.checker.check_model(str(Path(folder) / ONNX_FILE))
+
+
+def drop_unused(model: Any) -> None:
+    """Remove nodes whose outputs nobody reads, then initializers nobody reads."""
+    graph = model.graph
+    outputs = {o.name for o in graph.output}
+    while True:
+        used = {name for node in graph.node for name in node.input} | outputs
+        dead = [i for i, node in enumerate(graph.node) if not any(o in used for o in node.output)]
+        if not dead:
+            break
+        for index in reversed(dead):
+            del graph.node[index]
+    used = {name for node in graph.node for name in node.input} | outputs
+    keep = [t for t in graph.initializer if t.name in used]
+    if len(keep) != len(graph.initializer):
+        del graph.initializer[:]
+        graph.initializer.extend(keep)
+
+
+def group_of(node_name: str) -> str:
+    """Precision group of a node: ``unet/down_blocks.1/resnets.0``, ``decoder/up_blocks.3/upsamplers.0``,
+    ``unet/conv_in``, ``quant_conv``..., from the exporter's module-scoped names."""
+    parts = [p for p in node_name.split("/") if p]
+    if len(parts) <= 1:
+        return parts[0] if parts else "(graph)"
+    top = parts[0]
+    if top not in ("unet", "encoder", "decoder"):
+        return top
+    if (_BLOCK.match(parts[1]) or parts[1] == "mid_block") and len(parts) > 2 and _SUB.match(parts[2]):
+        return "/".join(parts[:3])
+    return "/".join(parts[:2])
+
+
+def network_of(group: str) -> str:
+    return group.split("/")[0]
+
+
+def constant_names(model: Any) -> set[str]:
+    """Initializers and Constant-node outputs (weights, folded shapes)."""
+    names = {t.name for t in model.graph.initializer}
+    names.update(o for node in model.graph.node if node.op_type == "Constant" for o in node.output)
+    return names
+
+
+def compute_macs(model: Any, height: int, width: int) -> dict[str, int]:
+    """MACs per image of every Conv/MatMul/Gemm at ``height`` x ``width`` (unknown batch counted as 1)."""
+    import onnx
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    dims = probe.graph.input[0].type.tensor_type.shape.dim
+    for dim, value in zip(dims, (1, 3, height, width), strict=True):
+        dim.Clear()
+        dim.dim_value = value
+    for output in probe.graph.output:
+        output.type.tensor_type.shape.Clear()
+    del probe.graph.value_info[:]
+    inferred = onnx.shape_inference.infer_shapes(probe, data_prop=True)
+    shapes: dict[str, list[int]] = {}
+    for info in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input):
+        shapes[info.name] = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1 for d in info.type.tensor_type.shape.dim]
+    for tensor in inferred.graph.initializer:
+        shapes[tensor.name] = list(tensor.dims)
+    macs: dict[str, int] = {}
+    for node in inferred.graph.node:
+        if node.op_type not in COMPUTE_OPS:
+            continue
+        out = shapes.get(node.output[0])
+        a = shapes.get(node.input[0])
+        b = shapes.get(node.input[1])
+        if not out or not a or not b:
+            macs[node.name] = 0
+            continue
+        if node.op_type == "Conv":
+            group = next((attr.i for attr in node.attribute if attr.name == "group"), 1)
+            macs[node.name] = int(np.prod(out, dtype=np.int64)) * int(np.prod(b[1:], dtype=np.int64))
+            del group  # b[1] already is Cin / group
+        elif node.op_type == "MatMul":
+            macs[node.name] = int(np.prod(out, dtype=np.int64)) * int(a[-1])
+        else:  # Gemm: out [M, N], K from A (transA aware)
+            trans_a = next((attr.i for attr in node.attribute if attr.name == "transA"), 0)
+            macs[node.name] = int(np.prod(out, dtype=np.int64)) * int(a[0] if trans_a else a[-1])
+    return macs
+
+
+def float_tensors(model: Any) -> list[str]:
+    """Names of every float32 tensor a node produces (shape inference on the weightless graph)."""
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {vi.name: vi.type.tensor_type.elem_type for vi in list(inferred.graph.value_info) + list(inferred.graph.output)}
+    names = []
+    for node in inferred.graph.node:
+        if node.op_type == "Constant":
+            continue
+        for out in node.output:
+            if out and types.get(out) == onnx.TensorProto.FLOAT:
+                names.append(out)
+    return names
+
+
+def collect_ranges(parent_folder: Path, inputs: Iterable[np.ndarray], count: int, work: Path, quiet: bool) -> dict[str, tuple[float, float]]:
+    """Min and max of every float tensor over ``inputs`` (each [N,3,H,W]), running the fp32 graph once per input."""
+    import onnx
+    import onnxruntime as ort
+
+    model = load_structure(parent_folder)
+    names = float_tensors(model)
+    reductions = []
+    for name in names:
+        for op, suffix in (("ReduceMin", "min"), ("ReduceMax", "max")):
+            out = f"{name}__lotus_{suffix}"
+            reductions.append(onnx.helper.make_node(op, [name], [out], keepdims=0, name=f"{out}_node"))
+            model.graph.output.append(onnx.helper.make_tensor_value_info(out, onnx.TensorProto.FLOAT, []))
+    model.graph.node.extend(reductions)
+    path = work / "ranges.onnx"
+    save_structure(model, path)
+    del model
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    wanted = [o.name for o in session.get_outputs()][1:]
+    low = {n: np.inf for n in names}
+    high = {n: -np.inf for n in names}
+    for batch in bar(inputs, desc="calibrating", total=count, disable=quiet):
+        values = session.run(wanted, {"image": batch})
+        for index, name in enumerate(names):
+            low[name] = min(low[name], float(values[2 * index]))
+            high[name] = max(high[name], float(values[2 * index + 1]))
+    del session
+    path.unlink(missing_ok=True)
+    return {n: (low[n], high[n]) for n in names if np.isfinite(low[n]) and np.isfinite(high[n])}
