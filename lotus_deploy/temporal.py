@@ -200,6 +200,8 @@ class TemporalAligner:
 def align_sequence(depths: list[np.ndarray], images: list[np.ndarray] | None = None, window: int = 1,
                    symmetric: bool = True) -> tuple[list[np.ndarray], list[AlignStep]]:
     """Align a whole sequence; returns the aligned frames and the per-frame (s, t)."""
+    if images is not None and len(images) != len(depths):
+        raise ShapeError(f"{len(images)} images for {len(depths)} depth frames", "pass one image per depth frame")
     aligner = TemporalAligner(window=window, symmetric=symmetric)
     frames = images if images is not None else [None] * len(depths)
     out = [aligner.align(d, im) for d, im in zip(depths, frames, strict=True)]
