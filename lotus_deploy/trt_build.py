@@ -40,6 +40,10 @@ from .parity import ParityReport, compare, judge
 from .progress import Steps
 
 if TYPE_CHECKING:
+    # Type stubs only (tensorrt-stubs, 10.x): TensorRT objects below are annotated with these so mypy checks
+    # every call against the real API even though the module itself arrives untyped from load_tensorrt().
+    import tensorrt as trt_t
+
     from .export import ExportResult
 
 DEFAULT_HEIGHT = 512
@@ -291,12 +295,12 @@ def _sha256(path: Path) -> str | None:
 def build_engine(trt: ModuleType, onnx_path: Path, engine_path: Path, profile: EngineProfile, settings: BuildSettings, task: str,
                  say: Callable[[str], None] = print) -> dict[str, Any]:
     """Parse ``onnx_path``, build a strongly typed engine with ``profile``, write it to ``engine_path``."""
-    from .trt_compat import disable_tf32, network_flags, parser_errors, progress_monitor
+    from .trt_compat import disable_tf32, get_logger, network_flags, parser_errors, progress_monitor
 
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network = builder.create_network(network_flags(trt))
-    parser = trt.OnnxParser(network, logger)
+    logger: trt_t.ILogger = get_logger(trt)
+    builder: trt_t.Builder = trt.Builder(logger)
+    network: trt_t.INetworkDefinition = builder.create_network(network_flags(trt))
+    parser: trt_t.OnnxParser = trt.OnnxParser(network, logger)
     # parse_from_file resolves model.onnx.data relative to the graph file.
     if not parser.parse_from_file(str(onnx_path)):
         errors = parser_errors(parser) or ["no error recorded by the parser"]
@@ -306,19 +310,19 @@ def build_engine(trt: ModuleType, onnx_path: Path, engine_path: Path, profile: E
                             "check the opset (≤ 19) and the operators; re-export, or report the node above")
     _check_network_io(network, onnx_path, task)
 
-    config = builder.create_builder_config()
+    config: trt_t.IBuilderConfig = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_bytes)
     config.builder_optimization_level = settings.optimization_level
     tf32 = not (settings.fp32 and disable_tf32(trt, config))
     monitor = progress_monitor(trt, say)
     if monitor is not None:
         config.progress_monitor = monitor
-    trt_profile = builder.create_optimization_profile()
+    trt_profile: trt_t.IOptimizationProfile = builder.create_optimization_profile()
     trt_profile.set_shape(INPUT_NAME, trt.Dims(list(profile.min)), trt.Dims(list(profile.opt)), trt.Dims(list(profile.max)))
     config.add_optimization_profile(trt_profile)
     _load_timing_cache(config, settings.timing_cache, say)
 
-    serialized = builder.build_serialized_network(network, config)
+    serialized: trt_t.IHostMemory | None = builder.build_serialized_network(network, config)
     if serialized is None:
         raise ArtifactError(f"TensorRT could not build an engine from {onnx_path} (its log above says why)",
                             "try a larger --workspace-gib, a smaller profile, or --opt-level 2")
@@ -330,7 +334,7 @@ def build_engine(trt: ModuleType, onnx_path: Path, engine_path: Path, profile: E
     return {"tf32": tf32}
 
 
-def _check_network_io(network: Any, onnx_path: Path, task: str) -> None:
+def _check_network_io(network: trt_t.INetworkDefinition, onnx_path: Path, task: str) -> None:
     inputs = [network.get_input(i).name for i in range(network.num_inputs)]
     outputs = [network.get_output(i).name for i in range(network.num_outputs)]
     if inputs != [INPUT_NAME] or outputs != [task]:
@@ -338,7 +342,7 @@ def _check_network_io(network: Any, onnx_path: Path, task: str) -> None:
                             f"a Lotus graph has input {INPUT_NAME!r} and output {task!r}; re-export it with lotus-export")
 
 
-def _load_timing_cache(config: Any, path: Path | None, say: Callable[[str], None]) -> None:
+def _load_timing_cache(config: trt_t.IBuilderConfig, path: Path | None, say: Callable[[str], None]) -> None:
     data = b""
     if path is not None and Path(path).is_file():
         data = Path(path).read_bytes()
@@ -352,7 +356,7 @@ def _load_timing_cache(config: Any, path: Path | None, say: Callable[[str], None
         config.set_timing_cache(config.create_timing_cache(b""), False)
 
 
-def _save_timing_cache(config: Any, path: Path, say: Callable[[str], None]) -> None:
+def _save_timing_cache(config: trt_t.IBuilderConfig, path: Path, say: Callable[[str], None]) -> None:
     """Write the builder's timing cache atomically (temporary file + rename), so parallel builds never tear it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -56,6 +56,18 @@ def tensorrt_usable() -> tuple[bool, str]:
     return True, str(module.__version__)
 
 
+_LOGGERS: dict[int, Any] = {}
+
+
+def get_logger(trt_module: ModuleType, quiet: bool = False) -> Any:
+    """One shared ``trt.Logger`` per severity (TensorRT expects the same logger across builder and runtimes)."""
+    severity = trt_module.Logger.ERROR if quiet else trt_module.Logger.WARNING
+    key = int(severity)
+    if key not in _LOGGERS:
+        _LOGGERS[key] = trt_module.Logger(severity)
+    return _LOGGERS[key]
+
+
 def version_tuple(version: str) -> tuple[int, ...]:
     """'10.3.0.30' -> (10, 3, 0, 30); non-numeric parts end the tuple."""
     parts: list[int] = []

@@ -20,7 +20,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,10 @@ from ..contract import INPUT_NAME, GraphShape, contract_json
 from ..errors import ArtifactError, CompatibilityError, ConfigError
 from ..trt_build import EngineProfile
 from ..trt_compat import version_tuple
+
+if TYPE_CHECKING:
+    # Type stubs only (tensorrt-stubs): annotating TensorRT objects with them lets mypy check each call.
+    import tensorrt as trt_t
 
 
 class EngineManifestWarning(Warning):
@@ -83,20 +87,25 @@ class TensorInfo:
     shape: tuple[int, ...]  # -1 where dynamic
 
 
-def engine_io(trt: Any, engine: Any) -> list[TensorInfo]:
+def dims_tuple(dims: trt_t.Dims) -> tuple[int, ...]:
+    """A TensorRT Dims as a tuple of ints (-1 marks a dynamic axis)."""
+    return tuple(int(dims[i]) for i in range(len(dims)))
+
+
+def engine_io(trt: Any, engine: trt_t.ICudaEngine) -> list[TensorInfo]:
     """Names, directions, dtypes and shapes of an engine's I/O tensors."""
     tensors = []
     for index in range(engine.num_io_tensors):
         name = engine.get_tensor_name(index)
         mode = engine.get_tensor_mode(name)
         dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name))).name
-        tensors.append(TensorInfo(name=name, is_input=mode == trt.TensorIOMode.INPUT, dtype=dtype, shape=tuple(engine.get_tensor_shape(name))))
+        tensors.append(TensorInfo(name=name, is_input=mode == trt.TensorIOMode.INPUT, dtype=dtype, shape=dims_tuple(engine.get_tensor_shape(name))))
     return tensors
 
 
-def engine_profile(engine: Any) -> EngineProfile:
+def engine_profile(engine: trt_t.ICudaEngine) -> EngineProfile:
     """Profile 0 of input ``image`` as min/opt/max."""
-    low, opt, high = (tuple(int(v) for v in dims) for dims in engine.get_tensor_profile_shape(INPUT_NAME, 0))
+    low, opt, high = (dims_tuple(dims) for dims in engine.get_tensor_profile_shape(INPUT_NAME, 0))
     return EngineProfile.from_json({"min": low, "opt": opt, "max": high})
 
 
@@ -114,13 +123,15 @@ def _task_from_io(tensors: list[TensorInfo], where: str) -> Task:
     return Task(names[0])
 
 
-def _deserialize(trt: Any, path: Path) -> tuple[Any, Any]:
-    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+def _deserialize(trt: Any, path: Path) -> tuple[trt_t.Runtime, trt_t.ICudaEngine]:
+    from ..trt_compat import get_logger
+
+    runtime: trt_t.Runtime = trt.Runtime(get_logger(trt))
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ArtifactError(f"cannot read {path} ({exc.strerror})", "pass an engine file or an engine artifact folder") from None
-    engine = runtime.deserialize_cuda_engine(data)
+    engine: trt_t.ICudaEngine | None = runtime.deserialize_cuda_engine(data)
     del data
     if engine is None:
         raise ArtifactError(f"TensorRT {trt.__version__} cannot load {path} (its log above says why)",
@@ -227,9 +238,10 @@ class TensorRTBackend:
         self._d_out = DeviceBuffer(cudart, out_count * itemsize)
         self._h_in = PinnedBuffer(cudart, in_count, np.float32)
         self._h_out = PinnedBuffer(cudart, out_count, np.float32)
-        self._context = self._engine.create_execution_context()
-        if self._context is None:
+        context: trt_t.IExecutionContext | None = self._engine.create_execution_context()
+        if context is None:
             raise ArtifactError(f"TensorRT could not create an execution context for {model_path}", "free GPU memory and retry")
+        self._context: trt_t.IExecutionContext = context
         self._context.set_tensor_address(INPUT_NAME, self._d_in.ptr)
         self._context.set_tensor_address(self._output_name, self._d_out.ptr)
         self._current: tuple[int, ...] | None = None
@@ -266,7 +278,7 @@ class TensorRTBackend:
         if fresh:
             if not self._context.set_input_shape(INPUT_NAME, self._trt.Dims(list(shape))):
                 raise ArtifactError(f"TensorRT rejected input shape {shape} (profile {self.profile.to_json()})", "pass a shape inside the profile")
-            self._out_shape = tuple(int(v) for v in self._context.get_tensor_shape(self._output_name))
+            self._out_shape = dims_tuple(self._context.get_tensor_shape(self._output_name))
             self._current = shape
         np.copyto(self._h_in.view(shape), x)
         copy_htod_async(self._cudart, self._d_in.ptr, self._h_in, x.nbytes, self._stream)

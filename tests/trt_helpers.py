@@ -1,0 +1,36 @@
+"""Helpers shared by the tests/test_trt_*.py files (not a test module)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+def tiny_onnx_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """builtin:tiny exported once per test session (dynamic fp32 depth graph, parity skipped: the export
+    tests check parity). Reused across modules through a fixed folder under the session's base temp."""
+    pytest.importorskip("torch", reason="exporting the tiny ONNX artifact needs the [export] extra (torch)")
+    pytest.importorskip("onnx", reason="exporting the tiny ONNX artifact needs the [export] extra (onnx)")
+    from lotus_deploy.artifacts import holds_artifact
+    from lotus_deploy.config import ExportConfig
+    from lotus_deploy.export import export_onnx
+
+    out = tmp_path_factory.getbasetemp() / "trt-tests" / "tiny-depth-onnx"
+    if not holds_artifact(out):
+        export_onnx(ExportConfig(model="builtin:tiny", output=out, parity=False), quiet=True)
+    return out
+
+
+def tensorrt_missing_reason() -> str | None:
+    """None where TensorRT and a CUDA GPU are usable; else why not (for skips)."""
+    from lotus_deploy.errors import LotusError
+    from lotus_deploy.runtime.cuda_mem import device_info, load_cudart
+    from lotus_deploy.trt_compat import load_tensorrt
+
+    try:
+        load_tensorrt()
+        device_info(load_cudart())
+    except LotusError as exc:
+        return f"needs TensorRT and an NVIDIA GPU: {exc.cause}"
+    return None
