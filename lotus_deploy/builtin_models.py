@@ -173,9 +173,10 @@ def _build(spec: BuiltinSpec, folder: Path) -> None:
             pad_token_id=vocab_size - 1,
         )
         CLIPTextModel(text_config).save_pretrained(staging / "text_encoder")
-        UNet2DConditionModel(**spec.unet).save_pretrained(staging / "unet")
-        AutoencoderKL(**spec.vae).save_pretrained(staging / "vae")
-        DDPMScheduler(num_train_timesteps=1000, prediction_type="sample").save_pretrained(staging / "scheduler")
+        # diffusers mixins (ModelMixin/ConfigMixin) provide save_pretrained; mypy cannot see them through diffusers lazy imports
+        UNet2DConditionModel(**spec.unet).save_pretrained(staging / "unet")  # type: ignore[attr-defined]
+        AutoencoderKL(**spec.vae).save_pretrained(staging / "vae")  # type: ignore[attr-defined]
+        DDPMScheduler(num_train_timesteps=1000, prediction_type="sample").save_pretrained(staging / "scheduler")  # type: ignore[attr-defined]
         index = {
             "_class_name": "LotusDPipeline",
             "_diffusers_version": "builtin",

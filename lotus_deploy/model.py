@@ -215,8 +215,8 @@ def _module_class() -> type:
             pred = self.unet(
                 latents,
                 self.timestep,
-                encoder_hidden_states=self.prompt_embeds.expand(n, -1, -1),
-                class_labels=self.task_emb.expand(n, -1),
+                encoder_hidden_states=self.prompt_embeds.expand(n, -1, -1),  # type: ignore[operator]  # buffer: nn.Module.__getattr__ types it Tensor | Module
+                class_labels=self.task_emb.expand(n, -1),  # type: ignore[operator]
                 return_dict=False,
             )[0]
             decoded = self.vae.decode(pred / self.scaling_factor, return_dict=False)[0]
