@@ -14,3 +14,6 @@ if [ "$status" -eq 5 ]; then
   exit 1
 fi
 [ "$status" -eq 0 ] || exit "$status"
+
+echo "== mypy"
+bash scripts/typecheck.sh
