@@ -46,7 +46,7 @@ def export_onnx(config: ExportConfig, quiet: bool = False) -> ExportResult:
 
     from .model import build_module, load_checkpoint, weights_hash
 
-    steps = Steps(6 if config.parity else 5, quiet=quiet)
+    steps = Steps((6 if config.parity else 5) + int(config.split), quiet=quiet)
     shape = graph_shape(config)
     with staged_artifact(config.artifact_dir, config.force) as staging:
         with steps.step(f"loading {config.model}"):
@@ -69,6 +69,12 @@ def export_onnx(config: ExportConfig, quiet: bool = False) -> ExportResult:
             with steps.step("saving with external data and running onnx.checker"):
                 _save_checked(model, staging, config, shape)
                 del model
+        split = None
+        if config.split:  # the three stages as separate graphs in split/, for benchmarks (split_export.py)
+            from .split_export import export_split
+
+            with steps.step("writing VAE encoder, UNet and VAE decoder graphs to split/"):
+                split = export_split(module, staging, config, shape)
         manifest = {
             "kind": "onnx",
             "engine": config.engine.value,
@@ -83,6 +89,8 @@ def export_onnx(config: ExportConfig, quiet: bool = False) -> ExportResult:
             "export": {"exporter": "torch.onnx.export (TorchScript, dynamo=False)", "cleaner": "onnxslim", "nodes": counts},
             "tools": tool_versions(*EXPORT_TOOLS),
         }
+        if split is not None:
+            manifest["split"] = split
         report = None
         if config.parity:
             with steps.step("parity: ONNX Runtime vs PyTorch float64"):
