@@ -37,6 +37,8 @@ _REGISTRY: dict[str, str] = {
     "tensorrt": "lotus_deploy.runtime.trt_backend:TensorRTBackend",
     "ort-cuda": "lotus_deploy.runtime.ort_gpu:OrtCudaBackend",
     "ort-trt": "lotus_deploy.runtime.ort_gpu:OrtTensorRTBackend",
+    "torch-upstream": "lotus_deploy.runtime.torch_variants:TorchUpstreamBackend",
+    "torch-optimized": "lotus_deploy.runtime.torch_variants:TorchOptimizedBackend",
 }
 
 
