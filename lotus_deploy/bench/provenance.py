@@ -1,0 +1,149 @@
+"""Where and with what a benchmark ran: CPU, GPU, Jetson power mode, memory, libraries, git, load."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+LIBRARIES = (
+    "numpy", "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt", "diffusers", "transformers",
+    "onnxslim", "nvidia-modelopt", "matplotlib", "psutil",
+)
+
+
+def _run(cmd: list[str], timeout: float = 10.0, cwd: Path | None = None) -> str | None:
+    """stdout of a small command, or None when it is missing or fails."""
+    if shutil.which(cmd[0]) is None:
+        return None
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _cpuinfo() -> dict[str, str]:
+    info: dict[str, str] = {}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return info
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key in ("model name", "flags", "Features", "Model", "Hardware") and key not in info:
+            info[key] = value.strip()
+    return info
+
+
+def _mem_total_mib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+def cpu_info() -> dict[str, Any]:
+    info = _cpuinfo()
+    flags = set(info.get("flags", info.get("Features", "")).split())
+    physical = None
+    try:
+        import psutil
+
+        physical = psutil.cpu_count(logical=False)
+    except Exception:  # noqa: BLE001 - psutil is optional
+        pass
+    usable: int | None
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count()
+    return {
+        "model": info.get("model name") or info.get("Model") or info.get("Hardware") or platform.processor() or platform.machine(),
+        "machine": platform.machine(),
+        "physical_cores": physical,
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": usable,
+        "simd": sorted(f for f in flags if f in {"avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "asimd", "sve"}),
+        "memory_mib": _mem_total_mib(),
+    }
+
+
+def gpu_info() -> list[dict[str, str]]:
+    """One entry per NVIDIA GPU that nvidia-smi reports ([] without one)."""
+    out = _run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total,compute_cap", "--format=csv,noheader"])
+    gpus = []
+    for line in (out or "").splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) >= 3:
+            gpus.append({"name": parts[0], "driver": parts[1], "memory": parts[2], "compute_capability": parts[3] if len(parts) > 3 else ""})
+    return gpus
+
+
+def jetson_info() -> dict[str, Any] | None:
+    """Jetson model, L4T release and power mode (``nvpmodel -q``) where present, else None."""
+    release = Path("/etc/nv_tegra_release")
+    model_file = Path("/proc/device-tree/model")
+    if not release.exists() and not shutil.which("nvpmodel"):
+        return None
+    info: dict[str, Any] = {}
+    if model_file.exists():
+        info["model"] = model_file.read_text(errors="replace").strip("\x00 \n")
+    if release.exists():
+        info["l4t"] = release.read_text(errors="replace").splitlines()[0].strip()
+    info["power_mode"] = _run(["nvpmodel", "-q"])
+    info["memory_mib"] = _mem_total_mib()
+    return info
+
+
+def library_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    versions = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def git_state(cwd: Path | None = None) -> dict[str, Any]:
+    cwd = cwd or Path(__file__).resolve().parents[2]
+    commit = _run(["git", "rev-parse", "HEAD"], cwd=cwd)
+    if commit is None:
+        return {"commit": None}
+    dirty = _run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd)
+    return {"commit": commit, "tracked_changes": bool(dirty)}
+
+
+def machine_load() -> dict[str, Any]:
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return {}
+    return {"loadavg_1m": round(one, 2), "loadavg_5m": round(five, 2), "loadavg_15m": round(fifteen, 2)}
+
+
+def collect() -> dict[str, Any]:
+    """Everything above, plus the platform and the thread settings that change CPU timings."""
+    from ..artifacts import now_iso
+
+    return {
+        "date": now_iso(),
+        "platform": platform.platform(),
+        "cpu": cpu_info(),
+        "gpus": gpu_info(),
+        "jetson": jetson_info(),
+        "libraries": library_versions(),
+        "git": git_state(),
+        "threads_env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS") if k in os.environ},
+        "load_at_start": machine_load(),
+    }
