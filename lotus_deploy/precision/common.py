@@ -89,8 +89,9 @@ def cache_folder(config: ExportConfig) -> Path:
     return config.artifact_dir.resolve().parent / CACHE_DIR
 
 
-def calibration_key(parent: Artifact, images: ImageSet, config: ExportConfig, shape: GraphShape) -> dict[str, Any]:
+def calibration_key(parent: Artifact, images: ImageSet, config: ExportConfig, shape: GraphShape, tensors: str) -> dict[str, Any]:
     return {
+        "tensors": tensors,
         "parent": parent_key(parent),
         "images": list(zip(images.calib_names, images.calib_hashes or images.calib_names, strict=True)),
         "calib_size": config.calib_size,
@@ -105,24 +106,32 @@ def _digest(data: Any) -> str:
 
 
 def cached_ranges(parent: Artifact, images: ImageSet, config: ExportConfig, shape: GraphShape, work: Path, steps: Steps,
-                  quiet: bool) -> tuple[dict[str, tuple[float, float]], Path, dict[str, Any]]:
-    """Tensor ranges from the cache, or calibrate and store them. Returns (ranges, cache file, info)."""
+                  quiet: bool, tensors: str = "all") -> tuple[dict[str, tuple[float, float]], Path, dict[str, Any]]:
+    """Tensor ranges from the cache, or calibrate and store them. Returns (ranges, cache file, info).
+
+    ``tensors`` is "all" (fp16) or "compute-inputs" (int8); an "all" cache also serves int8.
+    """
     from onnxruntime.quantization.calibrate import CalibrationMethod, TensorsData, load_tensors_data, save_tensors_data
 
-    from .graph import collect_ranges
+    from . import graph
 
-    key = calibration_key(parent, images, config, shape)
+    key = calibration_key(parent, images, config, shape, tensors)
     folder = cache_folder(config) / _digest(key)
     path = folder / "ranges.json"
-    info: dict[str, Any] = {"method": CALIB_METHOD, "cache": str(path), "key": key}
-    if path.is_file():
-        data = load_tensors_data(path)
-        ranges = {name: (float(np.min(t.range_value[0])), float(np.max(t.range_value[1]))) for name, t in data.data.items()}
-        steps.say(f"    calibration cache hit: {path} ({len(ranges)} tensors; not recalibrating)")
-        info.update(reused=True, tensors=len(ranges), seconds=0.0)
-        return ranges, path, info
+    candidates = [path]
+    if tensors != "all":
+        candidates.insert(0, cache_folder(config) / _digest(calibration_key(parent, images, config, shape, "all")) / "ranges.json")
+    for found in candidates:
+        if found.is_file():
+            data = load_tensors_data(found)
+            ranges = {name: (float(np.min(t.range_value[0])), float(np.max(t.range_value[1]))) for name, t in data.data.items()}
+            steps.say(f"    calibration cache hit: {found} ({len(ranges)} tensors; not recalibrating)")
+            info: dict[str, Any] = {"method": CALIB_METHOD, "cache": str(found), "key": json.loads((found.parent / "key.json").read_text())
+                                    if (found.parent / "key.json").is_file() else key, "reused": True, "tensors": len(ranges), "seconds": 0.0}
+            return ranges, found, info
+    info = {"method": CALIB_METHOD, "cache": str(path), "key": key}
     start = time.perf_counter()
-    ranges = collect_ranges(parent.folder, images.calib, len(images.calib), work, quiet)
+    ranges = graph.collect_ranges(parent.folder, images.calib, len(images.calib), work, quiet, tensors=tensors)
     seconds = time.perf_counter() - start
     folder.mkdir(parents=True, exist_ok=True)
     tensors = TensorsData(CalibrationMethod.MinMax, {n: (np.array(lo, dtype=np.float32), np.array(hi, dtype=np.float32)) for n, (lo, hi) in ranges.items()})

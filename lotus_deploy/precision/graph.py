@@ -185,13 +185,26 @@ def float_tensors(model: Any) -> list[str]:
     return names
 
 
-def collect_ranges(parent_folder: Path, inputs: Iterable[np.ndarray], count: int, work: Path, quiet: bool) -> dict[str, tuple[float, float]]:
-    """Min and max of every float tensor over ``inputs`` (each [N,3,H,W]), running the fp32 graph once per input."""
+def compute_inputs(model: Any) -> list[str]:
+    """Activation inputs of Conv/MatMul/Gemm (what int8 calibration needs)."""
+    constants = constant_names(model)
+    names: list[str] = []
+    for node in model.graph.node:
+        if node.op_type in COMPUTE_OPS:
+            names.extend(n for n in node.input[:2] if n and n not in constants and n not in names)
+    return names
+
+
+def collect_ranges(parent_folder: Path, inputs: Iterable[np.ndarray], count: int, work: Path, quiet: bool,
+                   tensors: str = "all") -> dict[str, tuple[float, float]]:
+    """Min and max over ``inputs`` (each [N,3,H,W]) of every float tensor (``tensors="all"``, for fp16)
+    or of the Conv/MatMul/Gemm activation inputs only (``"compute-inputs"``, for int8: reducing
+    every tensor keeps ONNX Runtime from fusing and makes a pass several times slower)."""
     import onnx
     import onnxruntime as ort
 
     model = load_structure(parent_folder)
-    names = float_tensors(model)
+    names = float_tensors(model) if tensors == "all" else compute_inputs(model)
     reductions = []
     for name in names:
         for op, suffix in (("ReduceMin", "min"), ("ReduceMax", "max")):

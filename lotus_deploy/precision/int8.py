@@ -222,7 +222,7 @@ def export_int8(parent: Artifact, config: ExportConfig, quiet: bool = False) -> 
     started = time.perf_counter()
     with staged_artifact(config.artifact_dir, config.force) as staging, work_folder(parent.folder, under=staging.parent) as work:
         with steps.step(f"calibrating on {len(images.calib)} images ({images.calib_source})"):
-            ranges, ranges_path, calib_info = common.cached_ranges(parent, images, config, shape, work, steps, quiet)
+            ranges, ranges_path, calib_info = common.cached_ranges(parent, images, config, shape, work, steps, quiet, "compute-inputs")
         with steps.step(f"fp32 reference on {len(images.eval_names)} held-out images ({images.eval_source}) and the probe"):
             reference = common.reference_outputs(parent, images, config, steps)
             probe = _probe(images, config, shape)
@@ -297,6 +297,16 @@ def _search(variants: Variants, groups: dict[str, list[str]], macs: dict[str, in
         if report.passed:
             result["seconds"] = round(time.perf_counter() - start, 1)
             return result
+        every = {n for g in groups for n in groups[g]}
+        error, report = variants.error(every, images.eval_batch, reference, target, shape)
+        result["evaluations"].append({"returned": len(groups), "held_out_error": error, "passed": report.passed})
+        steps.say(f"    every searchable group in fp32: held-out {report.summary()}")
+        if not report.passed:
+            from ..errors import ParityError
+
+            raise ParityError(f"int8 graph cannot meet {target.describe()} even with every searchable group in fp32 "
+                              f"(best: {report.summary()})",
+                              "the layers kept by rule are not enough either; relax --accuracy-target knowingly or use onnx-fp16")
         base_probe, _ = variants.error(set(), probe, probe_reference, target, shape)
         result["probe_base_error"] = base_probe
         names = sorted(groups)
@@ -314,12 +324,7 @@ def _search(variants: Variants, groups: dict[str, list[str]], macs: dict[str, in
             steps.say(f"    {k} most sensitive group(s) in fp32: held-out {rep.summary()}")
             return bool(rep.passed)
 
-        low, high = 0, len(order)  # invariant: low fails; high passes (verified below)
-        if not held_out(high):
-            from ..errors import ParityError
-
-            raise ParityError(f"int8 graph cannot meet {target.describe()} even with every searchable group in fp32",
-                              "the layers kept by rule are not enough either; relax --accuracy-target knowingly or use onnx-fp16")
+        low, high = 0, len(order)  # invariant: returning `low` groups fails, returning `high` passes
         while high - low > 1:
             mid = (low + high) // 2
             if held_out(mid):

@@ -1,0 +1,140 @@
+"""Measure the precision stages on builtin:full at 256x256 (issue 4's "Done when").
+
+Exports onnx-int8 and onnx-fp16 from an existing fp32 ONNX artifact (calibrated on real photos), then
+times fp32 / fp16 / int8 with ONNX Runtime on the CPU (median of several runs, batch 1, 256x256) and
+writes ``benchmarks/results/precision_full_256.json`` + ``.md``. The ONNX files stay where
+``--work`` says (outside git). Stages can be run separately; results are merged into the JSON.
+
+    python benchmarks/precision_full.py --fp32 /work/scratch_precision/full-fp32 \
+        --calib-dir ../shared/data/images --work /work/scratch_precision --stages int8,fp16,latency
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lotus_deploy.artifacts import open_artifact, tool_versions
+from lotus_deploy.config import EngineKind, ExportConfig
+
+RESULTS = Path(__file__).resolve().parent / "results"
+NAME = "precision_full_256"
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def export_stage(kind: str, fp32: Path, work: Path, calib: Path) -> dict:
+    from lotus_deploy.precision import export_fp16, export_int8
+
+    parent = open_artifact(fp32, check_hashes=False)
+    engine = EngineKind.ONNX_FP16 if kind == "fp16" else EngineKind.ONNX_INT8
+    config = ExportConfig(model=parent.source_model or "builtin:full", engine=engine, output=work / f"full-{kind}", force=True,
+                          calib_dir=calib, calib_size=256, parity_size=256)
+    start = time.perf_counter()
+    result = (export_fp16 if kind == "fp16" else export_int8)(parent, config, False)
+    seconds = time.perf_counter() - start
+    m = result.manifest
+    out = {"artifact": str(result.folder), "export_seconds": round(seconds, 1), "parity": m["parity"],
+           "bytes": sum(f["bytes"] for f in m["files"].values())}
+    if kind == "int8":
+        d = m["int8"]
+        out.update(int8_mac_share=d["int8_mac_share"], macs_per_image=d["macs_per_image"], int8_nodes=d["int8_nodes"],
+                   returned_groups=[(g["group"], g["sensitivity"]) for g in d["returned_groups"]], blocked_by=d["blocked_by"],
+                   search_seconds=d["search"].get("seconds"), search_evaluations=d["search"].get("evaluations"),
+                   calibration_seconds=d["calibration"].get("seconds"), kept_by_rule=len(d["kept_by_rule"]), images=d["images"])
+    else:
+        d = m["fp16"]
+        out.update(kept_fp32_nodes=d["kept_fp32_nodes"], kept_fp32_op_types=d["kept_fp32_op_types"], rounds=d["rounds"], images=d["images"])
+    return out
+
+
+def latency(folder: Path, runs: int, threads: int) -> dict:
+    from lotus_deploy.runtime.ort_backend import OnnxRuntimeBackend
+
+    artifact = open_artifact(folder, check_hashes=False)
+    start = time.perf_counter()
+    backend = OnnxRuntimeBackend(artifact, threads=threads)
+    load = time.perf_counter() - start
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 3, 256, 256)).astype(np.float32)
+    backend.run(x)  # warm-up
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        backend.run(x)
+        times.append(time.perf_counter() - t)
+    backend.close()
+    return {"median_s": round(statistics.median(times), 3), "min_s": round(min(times), 3), "max_s": round(max(times), 3), "runs": runs,
+            "session_load_s": round(load, 1)}
+
+
+def write_markdown(data: dict) -> None:
+    lines = ["# Precision stages on builtin:full at 256x256 (random weights)", "",
+             f"Measured {data.get('date', '')} on {data.get('machine', {}).get('cpu', '')} "
+             f"({data.get('machine', {}).get('cores', '?')} cores shared with other jobs), ONNX Runtime CPU, batch 1.", ""]
+    lat = data.get("latency", {})
+    if lat:
+        base = lat.get("fp32", {}).get("median_s")
+        lines += ["| graph | median latency (s) | min–max (s) | vs fp32 | parity vs fp32 graph (held-out) |", "|---|---|---|---|---|"]
+        for kind in ("fp32", "fp16", "int8"):
+            if kind not in lat:
+                continue
+            r = lat[kind]
+            ratio = f"{base / r['median_s']:.2f}x speed" if base and kind != "fp32" else "1.00x"
+            parity = data.get(kind, {}).get("parity", {})
+            par = "reference" if kind == "fp32" else (f"AbsRel {parity.get('absrel'):.4g}, δ1 {parity.get('delta1'):.4f}, max|Δ| {parity.get('max_abs'):.3g}, "
+                                                       f"NaN/Inf {parity.get('nan_inf_candidate')}, {'PASS' if parity.get('passed') else 'FAIL'}" if parity else "")
+            lines.append(f"| {kind} | {r['median_s']} | {r['min_s']}–{r['max_s']} | {ratio} | {par} |")
+        lines.append("")
+    if "int8" in data:
+        d = data["int8"]
+        lines += [f"- int8: share of multiply-accumulates in int8 **{d['int8_mac_share']:.3f}** ({d['int8_nodes']} Conv/MatMul/Gemm); "
+                  f"export {d['export_seconds']} s, of which calibration {d.get('calibration_seconds')} s and sensitivity search {d.get('search_seconds')} s.",
+                  f"- int8 groups returned to fp32 (sensitivity = probe error drop): {', '.join(f'{g} ({s})' for g, s in d['returned_groups']) or 'none'}"]
+        if d.get("blocked_by"):
+            lines.append("- less than half of the MACs stay in int8; blocked by the groups above (random weights: real weights decide the final share).")
+    if "fp16" in data:
+        d = data["fp16"]
+        lines.append(f"- fp16 (CPU parity is fp16 *storage*): {len(d['kept_fp32_nodes'])} node(s) kept in fp32: "
+                     + ", ".join(f"{k['node']} ({k['reason']})" for k in d["kept_fp32_nodes"][:10]) + f"; export {d['export_seconds']} s.")
+    lines += ["", "Held-out images: " + str(data.get("int8", data.get("fp16", {})).get("images", {}).get("held_out", {})), "",
+              "Regenerate: `python benchmarks/precision_full.py --fp32 <fp32 artifact> --calib-dir ../shared/data/images --work <scratch>`", ""]
+    (RESULTS / f"{NAME}.md").write_text("\n".join(lines))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--fp32", type=Path, required=True)
+    p.add_argument("--calib-dir", type=Path, required=True)
+    p.add_argument("--work", type=Path, required=True)
+    p.add_argument("--stages", default="int8,fp16,latency")
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--threads", type=int, default=0)
+    args = p.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{NAME}.json"
+    data = _load(path)
+    data.update(date=time.strftime("%Y-%m-%d"), machine={"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                                                         "python": platform.python_version()},
+                tools=tool_versions("onnx", "onnxruntime", "onnxconverter-common", "numpy"), model="builtin:full", size=[256, 256])
+    for stage in args.stages.split(","):
+        if stage in ("fp16", "int8"):
+            data[stage] = export_stage(stage, args.fp32, args.work, args.calib_dir)
+        elif stage == "latency":
+            folders = {"fp32": args.fp32, "fp16": args.work / "full-fp16", "int8": args.work / "full-int8"}
+            data["latency"] = {k: latency(f, args.runs, args.threads) for k, f in folders.items() if (f / "model.onnx").is_file()}
+        path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        write_markdown(data)
+        print(f"{stage}: done", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,319 @@
+"""onnx-fp16 / onnx-int8 on builtin:tiny: graph types, Q/DQ placement, calibration cache, targets, bad inputs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+from lotus_deploy.artifacts import PARITY, holds_artifact, open_artifact  # noqa: E402
+from lotus_deploy.config import EngineKind, ExportConfig  # noqa: E402
+from lotus_deploy.errors import ConfigError, InputImageError, LotusError, NoImagesError, ParityError  # noqa: E402
+
+SHARED_IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images"
+SIZE = 128  # calibration and held-out processing size: keeps the suite fast
+
+
+def _write_images(folder: Path, count: int, seed: int = 0) -> Path:
+    from PIL import Image
+
+    from lotus_deploy.parity_inputs import synthetic_images
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, img in enumerate(synthetic_images(count, size=(150, 200), seed=seed)):
+        Image.fromarray(img).save(folder / f"img{index:02d}.png")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_fp32(tmp_path_factory: pytest.TempPathFactory):
+    from lotus_deploy.export import export_onnx
+
+    out = tmp_path_factory.mktemp("prec") / "engines" / "tiny-fp32"
+    export_onnx(ExportConfig(model="builtin:tiny", output=out, parity=False), quiet=True)
+    return open_artifact(out)
+
+
+@pytest.fixture(scope="session")
+def calib_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _write_images(tmp_path_factory.mktemp("calib"), 5)
+
+
+def _config(parent, engine: EngineKind, out: Path, calib: Path | None, **kw) -> ExportConfig:
+    return ExportConfig(model="builtin:tiny", engine=engine, output=out, calib_dir=calib, calib_size=SIZE, parity_size=SIZE, **kw)
+
+
+@pytest.fixture(scope="session")
+def fp16_result(tiny_fp32, calib_dir):
+    from lotus_deploy.precision import export_fp16
+
+    out = tiny_fp32.folder.parent / "tiny-fp16"
+    return export_fp16(tiny_fp32, _config(tiny_fp32, EngineKind.ONNX_FP16, out, calib_dir), True)
+
+
+@pytest.fixture(scope="session")
+def int8_result(tiny_fp32, calib_dir):
+    """All groups stay int8 (a loose target): the Q/DQ layout as quantized, no search needed."""
+    from lotus_deploy.precision import export_int8
+
+    out = tiny_fp32.folder.parent / "tiny-int8"
+    return export_int8(tiny_fp32, _config(tiny_fp32, EngineKind.ONNX_INT8, out, calib_dir, accuracy_target=1.0), True)
+
+
+def _types(path: Path) -> tuple[object, dict[str, int]]:
+    model = onnx.load(str(path), load_external_data=False)
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {vi.name: vi.type.tensor_type.elem_type for vi in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]}
+    types.update({t.name: t.data_type for t in inferred.graph.initializer})
+    return inferred, types
+
+
+# ---------------------------------------------------------------- fp16
+
+
+def test_fp16_computes_in_fp16_with_fp32_io_and_islands(fp16_result):
+    folder = fp16_result.folder
+    assert (folder / "model.onnx").is_file() and (folder / "model.onnx.data").is_file()
+    model, types = _types(folder / "model.onnx")
+    F32, F16 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
+    assert [types[i.name] for i in model.graph.input] == [F32]
+    assert [types[o.name] for o in model.graph.output] == [F32]
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    assert convs and all(types[n.input[1]] == F16 and types[n.output[0]] == F16 for n in convs)
+    matmuls = [n for n in model.graph.node if n.op_type == "MatMul"]
+    assert all(types[n.output[0]] == F16 for n in matmuls)
+    # measured island: the timestep phase (999 * freq) is kept in fp32
+    kept = {k["node"] for k in fp16_result.manifest["fp16"]["kept_fp32_nodes"]}
+    assert {"/unet/time_proj/Sin", "/unet/time_proj/Cos"} <= kept
+    sin = next(n for n in model.graph.node if n.name == "/unet/time_proj/Sin")
+    assert types[sin.input[0]] == F32 and types[sin.output[0]] == F32
+    m = fp16_result.manifest
+    assert m["precision"] == "fp16" and m["engine"] == "onnx-fp16" and m["parent"]["manifest_sha256"]
+    assert m["parity"]["label"].startswith("fp16 storage") and m["parity"]["passed"]
+    assert json.loads((folder / PARITY).read_text())["label"].startswith("fp16 storage")
+    open_artifact(folder)  # hashes verify
+
+
+def test_fp16_output_close_to_fp32(fp16_result, tiny_fp32):
+    from lotus_deploy.runtime.ort_backend import OnnxRuntimeBackend
+
+    x = np.random.default_rng(3).uniform(-1, 1, (2, 3, 128, 192)).astype(np.float32)
+    ref = OnnxRuntimeBackend(tiny_fp32).run(x)
+    out = OnnxRuntimeBackend(open_artifact(fp16_result.folder)).run(x)
+    assert out.dtype == np.float32 and out.shape == ref.shape
+    assert np.isfinite(out).all() and np.abs(out - ref).max() < 0.1
+
+
+@pytest.mark.cuda
+def test_fp16_compute_parity_on_gpu(fp16_result, tiny_fp32):
+    ort = pytest.importorskip("onnxruntime")
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("needs onnxruntime-gpu with CUDA (fp16 compute parity)")
+    from lotus_deploy.parity import compare
+    from lotus_deploy.runtime.ort_backend import OnnxRuntimeBackend
+
+    x = np.random.default_rng(4).uniform(-1, 1, (1, 3, 128, 128)).astype(np.float32)
+    ref = OnnxRuntimeBackend(tiny_fp32).run(x)
+    out = OnnxRuntimeBackend(open_artifact(fp16_result.folder), providers=["CUDAExecutionProvider"]).run(x)
+    assert compare(out, ref, tiny_fp32.task).absrel < 0.01
+
+
+def test_fp16_unreachable_target_fails_clearly(tiny_fp32, calib_dir):
+    from lotus_deploy.precision import export_fp16
+
+    out = tiny_fp32.folder.parent / "tiny-fp16-strict"
+    with pytest.raises(ParityError, match="misses its accuracy target"):
+        export_fp16(tiny_fp32, _config(tiny_fp32, EngineKind.ONNX_FP16, out, calib_dir, accuracy_target=1e-12), True)
+    assert not holds_artifact(out)
+
+
+# ---------------------------------------------------------------- int8
+
+
+def test_int8_qdq_around_conv_and_matmul_not_on_kept_layers(int8_result):
+    from lotus_deploy.precision.int8 import default_kept
+
+    folder = int8_result.folder
+    model, types = _types(folder / "model.onnx")
+    assert [types[i.name] for i in model.graph.input] == [onnx.TensorProto.FLOAT]
+    assert [types[o.name] for o in model.graph.output] == [onnx.TensorProto.FLOAT]
+    producers = {o: n for n in model.graph.node for o in n.output}
+    inits = {t.name: t for t in model.graph.initializer}
+    parent = onnx.load(int8_result.manifest["parent"]["folder"] + "/model.onnx", load_external_data=False)
+    kept = default_kept(parent)
+    assert any("conv_in" in k for k in kept) and any("time_emb" in k for k in kept) and any("conv_out" in k for k in kept)
+
+    def dq(name: str):
+        node = producers.get(name)
+        return node if node is not None and node.op_type == "DequantizeLinear" else None
+
+    quantized = 0
+    for node in model.graph.node:
+        if node.op_type not in ("Conv", "MatMul", "Gemm"):
+            continue
+        if node.name in kept:
+            assert not any(dq(i) for i in node.input), f"kept layer {node.name} has Q/DQ"
+            continue
+        activation, weight = dq(node.input[0]), dq(node.input[1])
+        assert activation is not None and weight is not None, f"{node.name} lacks Q/DQ"
+        quantized += 1
+        w = inits[weight.input[0]]
+        assert w.data_type == onnx.TensorProto.INT8
+        if node.op_type == "Conv":  # per-channel: one scale per output channel
+            scale = inits[weight.input[1]]
+            assert list(scale.dims) == [w.dims[0]]
+    assert quantized > 50
+    for node in model.graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear") and len(node.input) > 2:
+            zp = onnx.numpy_helper.to_array(inits[node.input[2]])
+            assert zp.dtype == np.int8 and not zp.any()  # symmetric int8
+        if node.op_type not in ("Conv", "MatMul", "Gemm", "QuantizeLinear", "DequantizeLinear"):
+            assert not any(dq(i) for i in node.input), f"{node.op_type} {node.name} reads a dequantized tensor"
+    d = int8_result.manifest["int8"]
+    assert 0.5 < d["int8_mac_share"] <= 1.0 and d["returned_groups"] == []
+    assert int8_result.manifest["precision"] == "int8" and int8_result.manifest["parity"]["passed"]
+    open_artifact(folder)
+
+
+def test_calibration_cache_is_reused(int8_result, tiny_fp32, calib_dir, monkeypatch):
+    from lotus_deploy.precision import export_int8, graph
+
+    assert int8_result.manifest["int8"]["calibration"]["reused"] in (False, True)
+    cache = Path(int8_result.manifest["int8"]["calibration"]["cache"])
+    assert cache.is_file() and cache.parent.parent.name == ".calib-cache"
+
+    def boom(*args, **kwargs):
+        raise AssertionError("recalibrated although the cache matches")
+
+    monkeypatch.setattr(graph, "collect_ranges", boom)
+    out = tiny_fp32.folder.parent / "tiny-int8-again"
+    again = export_int8(tiny_fp32, _config(tiny_fp32, EngineKind.ONNX_INT8, out, calib_dir, accuracy_target=1.0), True)
+    assert again.manifest["int8"]["calibration"]["reused"] is True
+    assert again.manifest["int8"]["calibration"]["cache"] == str(cache)
+
+
+def test_int8_search_returns_sensitive_groups(tiny_fp32, calib_dir):
+    """A target between all-int8 and fp32: the search measures sensitivities and returns groups."""
+    from lotus_deploy.precision import export_int8
+
+    out = tiny_fp32.folder.parent / "tiny-int8-search"
+    result = export_int8(tiny_fp32, _config(tiny_fp32, EngineKind.ONNX_INT8, out, calib_dir, accuracy_target=0.01), True)
+    d = result.manifest["int8"]
+    assert d["sensitivities"] and d["returned_groups"]
+    assert result.manifest["parity"]["absrel"] <= 0.01
+    returned = [g["group"] for g in d["returned_groups"]]
+    ranked = sorted(d["sensitivities"], key=lambda g: -d["sensitivities"][g])
+    assert set(returned) == set(ranked[: len(returned)])  # most sensitive first
+    if d["int8_mac_share"] < 0.5:
+        assert d["blocked_by"]
+
+
+def test_int8_unreachable_target_fails_clearly(tiny_fp32, calib_dir):
+    from lotus_deploy.precision import export_int8
+
+    out = tiny_fp32.folder.parent / "tiny-int8-strict"
+    with pytest.raises(ParityError, match="cannot meet"):
+        export_int8(tiny_fp32, _config(tiny_fp32, EngineKind.ONNX_INT8, out, calib_dir, accuracy_target=1e-30), True)
+    assert not holds_artifact(out)
+
+
+# ---------------------------------------------------------------- bad calibration folders
+
+
+@pytest.fixture()
+def no_heavy_work(monkeypatch):
+    from lotus_deploy.precision import graph
+
+    def boom(*args, **kwargs):
+        raise AssertionError("calibration started before the inputs were checked")
+
+    monkeypatch.setattr(graph, "collect_ranges", boom)
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "unreadable", "not-a-folder"])
+def test_bad_calib_dir_is_a_one_line_error(case, tiny_fp32, tmp_path, no_heavy_work):
+    from lotus_deploy.precision import export_int8, validate_inputs
+
+    folder = tmp_path / "calib"
+    if case == "empty":
+        folder.mkdir()
+    elif case == "unreadable":
+        _write_images(folder, 3)
+        (folder / "broken.jpg").write_bytes(b"not a jpeg at all")
+    elif case == "not-a-folder":
+        folder.write_text("x")
+    config = _config(tiny_fp32, EngineKind.ONNX_INT8, tmp_path / "out", folder)
+    expected = {"missing": NoImagesError, "empty": NoImagesError, "unreadable": InputImageError, "not-a-folder": InputImageError}[case]
+    with pytest.raises(expected) as info:
+        export_int8(tiny_fp32, config, True)
+    assert "\n" not in str(info.value) and str(folder) in str(info.value)
+    with pytest.raises(expected):
+        validate_inputs(config)
+    assert not holds_artifact(tmp_path / "out")
+
+
+def test_int8_without_calib_dir_and_bad_target(tiny_fp32, tmp_path, calib_dir, no_heavy_work):
+    from lotus_deploy.precision import export_int8
+
+    with pytest.raises(ConfigError, match="--calib-dir"):
+        export_int8(tiny_fp32, _config(tiny_fp32, EngineKind.ONNX_INT8, tmp_path / "o", None), True)
+    with pytest.raises(ConfigError, match="accuracy-target"):
+        export_int8(tiny_fp32, _config(tiny_fp32, EngineKind.ONNX_INT8, tmp_path / "o", calib_dir, accuracy_target=-1.0), True)
+
+
+def test_cli_reports_bad_calib_dir_in_one_line(tmp_path, capsys, monkeypatch):
+    from lotus_deploy.cli.export_cmd import main
+
+    monkeypatch.chdir(tmp_path)  # the fp32 parent goes to ./engines/
+
+    code = main(["--model", "builtin:tiny", "--engine", "onnx-int8", "--output", str(tmp_path / "o"), "--calib-dir", str(tmp_path / "nope"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "--calib-dir" in err
+
+
+# ---------------------------------------------------------------- pieces
+
+
+def test_split_is_deterministic_and_disjoint(tmp_path):
+    from lotus_deploy.precision.inputs import choose
+
+    folder = _write_images(tmp_path / "imgs", 9)
+    config = ExportConfig(model="builtin:tiny", engine=EngineKind.ONNX_INT8, calib_dir=folder)
+    calib, held, _, how = choose(config, True)
+    assert [p.name for p in held] == ["img03.png", "img07.png"] and "held out" in how
+    assert not set(calib) & set(held) and len(calib) == 7
+    assert choose(config, True)[:2] == (calib, held)
+    evald = _write_images(tmp_path / "eval", 2, seed=5)
+    calib2, held2, _, how2 = choose(replace(config, eval_dir=evald), True)
+    assert len(calib2) == 9 and [p.parent for p in held2] == [evald, evald] and "--eval-dir" in how2
+
+
+def test_groups_from_scoped_names():
+    from lotus_deploy.precision.graph import group_of
+
+    assert group_of("/unet/down_blocks.1/resnets.0/conv1/Conv") == "unet/down_blocks.1/resnets.0"
+    assert group_of("/decoder/up_blocks.3/upsamplers.0/conv/Conv") == "decoder/up_blocks.3/upsamplers.0"
+    assert group_of("/unet/mid_block/attentions.0/proj_in/MatMul") == "unet/mid_block/attentions.0"
+    assert group_of("/unet/conv_in/Conv") == "unet/conv_in"
+    assert group_of("/quant_conv/Conv") == "quant_conv"
+
+
+def test_real_photos_calibrate_int8(tiny_fp32, tmp_path):
+    if not SHARED_IMAGES.is_dir():
+        pytest.skip(f"real photos not found at {SHARED_IMAGES}")
+    from lotus_deploy.precision import export_int8
+
+    result = export_int8(tiny_fp32, _config(tiny_fp32, EngineKind.ONNX_INT8, tmp_path / "real", SHARED_IMAGES, accuracy_target=1.0), True)
+    held = result.manifest["int8"]["images"]["held_out"]
+    assert held["images"] == ["04.jpg", "08.jpg", "12.jpg"] or len(held["images"]) == 3
+    assert result.manifest["parity"]["nan_inf_candidate"] == 0
+
+
+def test_errors_are_lotus_errors():
+    assert issubclass(NoImagesError, LotusError) and issubclass(ParityError, LotusError)
