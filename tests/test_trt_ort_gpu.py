@@ -1,0 +1,68 @@
+"""ONNX Runtime GPU backends (ort-cuda, ort-trt): provider options and failures on a CPU-only install."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from trt_helpers import tiny_onnx_artifact
+
+from lotus_deploy.artifacts import Artifact, open_artifact
+from lotus_deploy.contract import GraphShape
+from lotus_deploy.errors import ConfigError, DependencyError
+from lotus_deploy.runtime import backend_names, load_backend
+from lotus_deploy.runtime.ort_gpu import CUDA_EP, TRT_EP, default_cache_dir, trt_provider_options
+from lotus_deploy.trt_build import derive_profile
+
+
+def test_backends_are_registered():
+    assert {"tensorrt", "ort-cuda", "ort-trt"} <= set(backend_names())
+
+
+def test_trt_provider_options():
+    profile = derive_profile(GraphShape(), dynamic=True, max_batch=2)
+    options = trt_provider_options(profile, Path("/cache/x"), device_id=1, workspace_gib=2, optimization_level=4)
+    assert options == {
+        "device_id": 1,
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": "/cache/x",
+        "trt_timing_cache_enable": True,
+        "trt_timing_cache_path": "/cache/x",
+        "trt_max_workspace_size": 2 << 30,
+        "trt_builder_optimization_level": 4,
+        "trt_profile_min_shapes": "image:1x3x64x64",
+        "trt_profile_opt_shapes": "image:1x3x512x512",
+        "trt_profile_max_shapes": "image:2x3x768x768",
+    }
+    assert not any("fp16" in key or "int8" in key for key in options)  # precision lives in the graph
+
+
+def test_cache_dir_is_keyed_by_manifest(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("LOTUS_DEPLOY_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "a"
+    folder.mkdir()
+    (folder / "manifest.json").write_text('{"schema_version": 1}')
+    first = default_cache_dir(Artifact(folder, {}))
+    (folder / "manifest.json").write_text('{"schema_version": 1, "x": 1}')
+    second = default_cache_dir(Artifact(folder, {}))
+    assert first.parent == tmp_path / "cache" / "ort-trt" and first != second
+
+
+@pytest.mark.parametrize(("name", "provider"), [("ort-cuda", CUDA_EP), ("ort-trt", TRT_EP)])
+def test_missing_gpu_provider_is_one_line(name: str, provider: str, tmp_path_factory: pytest.TempPathFactory):
+    ort = pytest.importorskip("onnxruntime")
+    if provider in ort.get_available_providers():
+        pytest.skip(f"{provider} is available here")
+    artifact = open_artifact(tiny_onnx_artifact(tmp_path_factory))
+    with pytest.raises(DependencyError) as info:
+        load_backend(name, artifact)
+    message = str(info.value)
+    assert f"has no {provider}" in message and "onnxruntime-gpu" in message and "\n" not in message
+
+
+def test_gpu_backends_need_an_onnx_artifact(tmp_path: Path):
+    for name in ("ort-cuda", "ort-trt"):
+        with pytest.raises(ConfigError, match="needs an ONNX artifact"):
+            load_backend(name, None)
+        with pytest.raises(ConfigError, match="is a tensorrt artifact"):
+            load_backend(name, Artifact(tmp_path, {"kind": "tensorrt", "task": "depth"}))
