@@ -51,6 +51,7 @@ def _config(parent, engine: EngineKind, out: Path, calib: Path | None, **kw) -> 
 
 @pytest.fixture(scope="session")
 def fp16_result(tiny_fp32, calib_dir):
+    pytest.importorskip("onnxconverter_common", reason="fp16 needs the precision extra")
     from lotus_deploy.precision import export_fp16
 
     out = tiny_fp32.folder.parent / "tiny-fp16"
@@ -125,6 +126,7 @@ def test_fp16_compute_parity_on_gpu(fp16_result, tiny_fp32):
 
 
 def test_fp16_unreachable_target_fails_clearly(tiny_fp32, calib_dir):
+    pytest.importorskip("onnxconverter_common", reason="fp16 needs the precision extra")
     from lotus_deploy.precision import export_fp16
 
     out = tiny_fp32.folder.parent / "tiny-fp16-strict"
