@@ -191,14 +191,14 @@ def settings_from_config(config: ExportConfig) -> BuildSettings:
 
 
 def preflight(config: ExportConfig) -> None:
-    """Fail fast, before any parent artifact is built: settings valid, TensorRT and CUDA usable."""
-    from .runtime.cuda_mem import load_cudart
+    """Fail fast, before any parent artifact is built: settings valid, TensorRT, CUDA and a GPU usable."""
+    from .runtime.cuda_mem import device_info, load_cudart
     from .trt_compat import load_tensorrt
 
     profile_from_config(config, GraphShape())
     settings_from_config(config)
     load_tensorrt()
-    load_cudart()
+    device_info(load_cudart())
 
 
 def build_engine_artifact(parent: Artifact, config: ExportConfig, quiet: bool) -> ExportResult:
