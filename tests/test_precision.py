@@ -319,3 +319,13 @@ def test_real_photos_calibrate_int8(tiny_fp32, tmp_path):
 
 def test_errors_are_lotus_errors():
     assert issubclass(NoImagesError, LotusError) and issubclass(ParityError, LotusError)
+
+
+def test_precision_imports_nothing_heavy_at_top_level():
+    import subprocess
+    import sys
+
+    code = ("import sys, lotus_deploy.precision, lotus_deploy.precision.fp16, lotus_deploy.precision.int8; "
+            "heavy = [m for m in ('onnx', 'onnxruntime', 'onnxconverter_common', 'torch', 'modelopt') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)

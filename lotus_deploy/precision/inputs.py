@@ -98,8 +98,10 @@ def prepare(config: ExportConfig, shape: GraphShape, require_calib: bool) -> Ima
         calib_hashes = eval_hashes = []
         calib_source, eval_source = "synthetic images (no --calib-dir)", "synthetic images (no --calib-dir)"
         notes.append("no --calib-dir: fp16 ranges and parity measured on synthetic images; pass real photos for a trustworthy keep-list")
-    static = (shape.height, shape.width) if shape.is_static else None
+    static = (int(shape.height), int(shape.width)) if shape.height is not None and shape.width is not None else None
     calib = [preprocess(img, processing_res=config.calib_size, graph_hw=static)[0] for img in calib_images]
+    if shape.batch is not None and shape.batch > 1:  # a static-batch graph takes exactly that many images
+        calib = [np.repeat(arr, shape.batch, axis=0) for arr in calib]
     if static is None:
         sizes = [preprocess(img, processing_res=config.parity_size)[0].shape[2:] for img in eval_images]
         static_eval: tuple[int, int] = (round_up(max(s[0] for s in sizes)), round_up(max(s[1] for s in sizes)))
