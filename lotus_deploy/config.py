@@ -132,6 +132,7 @@ class ExportConfig:
     parity_size: int = 256
     atol: float = 1e-4
     split: bool = False
+    groupnorm: str = "two-level"  # see numerics.py: "native" keeps torch's InstanceNormalization export
     # precision (onnx-fp16 / onnx-int8 and the TensorRT engines built from them)
     calib_dir: Path | None = None
     eval_dir: Path | None = None
@@ -160,6 +161,8 @@ class ExportConfig:
             raise ConfigError(f"--opset {self.opset} is outside 11..{MAX_OPSET}", f"use {DEFAULT_OPSET} (TensorRT 10.3 parses up to 20)")
         if self.parity_size <= 0 or self.parity_size % 64:
             raise ConfigError(f"--parity-size {self.parity_size} is not a multiple of 64", "use 256")
+        if self.groupnorm not in ("two-level", "native"):
+            raise ConfigError(f"--groupnorm {self.groupnorm!r} is unknown", "use two-level (default) or native")
         if self.atol <= 0:
             raise ConfigError(f"--atol {self.atol} must be positive", "use the default 1e-4")
 

@@ -86,7 +86,12 @@ def export_onnx(config: ExportConfig, quiet: bool = False) -> ExportResult:
             "opset": config.opset,
             "source": source,
             "parent": None,
-            "export": {"exporter": "torch.onnx.export (TorchScript, dynamo=False)", "cleaner": "onnxslim", "nodes": counts},
+            "export": {
+                "exporter": "torch.onnx.export (TorchScript, dynamo=False)",
+                "cleaner": "onnxslim",
+                "nodes": counts,
+                "groupnorm": config.groupnorm,
+            },
             "tools": tool_versions(*EXPORT_TOOLS),
         }
         if split is not None:
@@ -116,7 +121,9 @@ def _trace(module: Any, path: Path, config: ExportConfig, shape: GraphShape) -> 
         for per_tensor in axes.values():
             per_tensor.pop(2)
             per_tensor.pop(3)
-    with torch.no_grad(), warnings.catch_warnings():
+    from .numerics import group_norms
+
+    with torch.no_grad(), warnings.catch_warnings(), group_norms(module, config.groupnorm):
         warnings.simplefilter("ignore")  # TracerWarnings about Python-side asserts are expected here
         torch.onnx.export(
             module,

@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parity-images", type=Path, help="folder of photos for the parity check (default: $LOTUS_DEPLOY_PARITY_IMAGES, else synthetic images)")
     p.add_argument("--parity-size", type=int, default=256, help="processing resolution for parity inputs (default %(default)s)")
     p.add_argument("--atol", type=float, default=1e-4, help="fp32 parity tolerance: max abs error vs float64 PyTorch (default %(default)g)")
+    p.add_argument("--groupnorm", choices=("two-level", "native"), default="two-level",
+                   help="GroupNorm export: two-level reductions, accurate in float32 runtimes (default), or torch's native InstanceNormalization form")
     p.add_argument("--split", action="store_true", help="also write the VAE encoder, UNet and VAE decoder as separate graphs (for benchmarks)")
     prec = p.add_argument_group("precision (onnx-fp16, onnx-int8)")
     prec.add_argument("--calib-dir", type=Path, help="calibration images (int8; fp16 range analysis)")
@@ -55,7 +57,7 @@ def config_from_args(args: argparse.Namespace) -> ExportConfig:
         model=args.model, task=task, meaning=meaning, engine=args.engine, output=args.output,
         height=args.height, width=args.width, batch=args.batch, opset=args.opset, force=args.force,
         parity=args.parity, parity_images=args.parity_images, parity_size=args.parity_size, atol=args.atol,
-        split=args.split, calib_dir=args.calib_dir, eval_dir=args.eval_dir, calib_count=args.calib_count,
+        split=args.split, groupnorm=args.groupnorm, calib_dir=args.calib_dir, eval_dir=args.eval_dir, calib_count=args.calib_count,
         calib_size=args.calib_size, accuracy_target=args.accuracy_target, dynamic_profile=args.dynamic_profile,
         max_height=args.max_height, max_width=args.max_width, max_batch=args.max_batch,
         workspace_gib=args.workspace_gib, builder_optimization_level=args.builder_optimization_level,

@@ -1,0 +1,105 @@
+"""ONNX export of Lotus-D: parity at several sizes and batch 2, static graphs, unseen checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lotus_checkpoints import independent_reference, make_unseen_checkpoint
+from lotus_deploy.artifacts import ONNX_DATA, ONNX_FILE, open_artifact
+from lotus_deploy.config import ExportConfig, Task
+from lotus_deploy.contract import GraphShape
+from lotus_deploy.errors import ShapeError
+from lotus_deploy.export import export_onnx, reference_output
+from lotus_deploy.model import build_module, load_checkpoint, task_embedding
+from lotus_deploy.runtime.ort_backend import OnnxRuntimeBackend
+
+
+def _batch(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    return (np.random.default_rng(seed).random(shape, dtype=np.float32) * 2 - 1).astype(np.float32)
+
+
+def test_task_embedding_is_the_annotation_switch() -> None:
+    assert task_embedding() == pytest.approx([np.sin(1.0), 0.0, np.cos(1.0), 1.0])
+
+
+def test_manifest_describes_the_graph(tiny_depth_onnx: Path) -> None:
+    artifact = open_artifact(tiny_depth_onnx)
+    m = artifact.manifest
+    assert m["schema_version"] == 1 and m["kind"] == "onnx" and m["precision"] == "fp32"
+    assert m["task"] == "depth" and m["output_meaning"] == "depth" and m["opset"] == 17
+    assert m["contract"]["inputs"][0]["name"] == "image" and m["contract"]["outputs"][0]["name"] == "depth"
+    assert m["shape"] == {"batch": None, "height": None, "width": None}
+    assert set(m["files"]) == {ONNX_FILE, ONNX_DATA}
+    assert m["source"]["model"] == "builtin:tiny" and len(m["source"]["weights_sha256"]) == 64
+    assert m["source"]["prompt_tokens"] == 2
+    assert m["export"]["nodes"]["after"] < m["export"]["nodes"]["before"]
+    assert m["parity"]["passed"] is True and m["parity"]["max_abs"] <= 1e-4
+    assert json.loads((tiny_depth_onnx / "parity.json").read_text())["passed"] is True
+
+
+def test_graph_is_dynamic_with_external_data(tiny_depth_onnx: Path) -> None:
+    import onnx
+
+    model = onnx.load(str(tiny_depth_onnx / ONNX_FILE), load_external_data=False)
+    dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", 3, "height", "width"]
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    external = [t for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    assert external, "weights must live in model.onnx.data"
+    assert (tiny_depth_onnx / ONNX_DATA).stat().st_size > (tiny_depth_onnx / ONNX_FILE).stat().st_size
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 128, 192), (1, 3, 256, 64)])
+def test_ort_matches_float64_pytorch(tiny_depth_onnx: Path, shape: tuple[int, ...]) -> None:
+    backend = OnnxRuntimeBackend(open_artifact(tiny_depth_onnx))
+    module = build_module(load_checkpoint("builtin:tiny"), Task.DEPTH)
+    batch = _batch(shape)
+    out = backend.run(batch)
+    assert out.shape == (shape[0], 1, shape[2], shape[3]) and out.dtype == np.float32
+    assert np.abs(out - reference_output(module, batch)).max() <= 1e-4
+    assert 0.0 <= out.min() and out.max() <= 1.0
+
+
+def test_static_graph_rejects_other_sizes(tmp_path: Path) -> None:
+    out = tmp_path / "static"
+    result = export_onnx(ExportConfig(model="builtin:tiny", output=out, height=128, width=192, parity_size=192), quiet=True)
+    assert result.manifest["shape"] == {"batch": None, "height": 128, "width": 192}
+    backend = OnnxRuntimeBackend(open_artifact(out))
+    assert backend.run(_batch((1, 3, 128, 192))).shape == (1, 1, 128, 192)
+    with pytest.raises(ShapeError, match="static graph built for 128x192"):
+        backend.run(_batch((1, 3, 128, 128)))
+
+
+@pytest.mark.parametrize("task", ["depth", "normal"])
+def test_unseen_checkpoint_matches_independent_float64_reference(tmp_path: Path, task: str) -> None:
+    """The issue's acceptance check: a folder never seen before, exported through the CLI."""
+    from lotus_deploy.cli.export_cmd import main
+
+    folder = make_unseen_checkpoint(tmp_path / "ckpt")
+    out = tmp_path / f"art-{task}"
+    assert main(["--model", str(folder), "--task", task, "--engine", "onnx", "--output", str(out), "--quiet"]) == 0
+    artifact = open_artifact(out)
+    assert artifact.task.value == task and artifact.meaning.value == task
+    batch = _batch((2, 3, 128, 192), seed=7)
+    got = OnnxRuntimeBackend(artifact).run(batch)
+    want = independent_reference(folder, batch, task)
+    assert got.shape == want.shape == (2, 1 if task == "depth" else 3, 128, 192)
+    assert np.abs(got - want).max() <= 1e-4
+
+
+def test_parity_uses_real_photos_when_given(tmp_path: Path, shared_images: Path) -> None:
+    out = tmp_path / "photos"
+    result = export_onnx(ExportConfig(model="builtin:tiny", output=out, parity_images=shared_images), quiet=True)
+    assert result.parity is not None and result.parity.passed and result.parity.samples == 2
+
+
+def test_graph_shape_contract() -> None:
+    shape = GraphShape(batch=2)
+    with pytest.raises(ShapeError, match="batch 1"):
+        shape.check_input((1, 3, 64, 64))
+    with pytest.raises(ShapeError, match="multiple of 64"):
+        GraphShape().check_input((1, 3, 64, 100))
