@@ -127,10 +127,13 @@ def main() -> None:
                 tools=tool_versions("onnx", "onnxruntime", "onnxconverter-common", "numpy"), model="builtin:full", size=[256, 256])
     for stage in args.stages.split(","):
         if stage in ("fp16", "int8"):
-            data[stage] = export_stage(stage, args.fp32, args.work, args.calib_dir)
+            value = export_stage(stage, args.fp32, args.work, args.calib_dir)
         elif stage == "latency":
             folders = {"fp32": args.fp32, "fp16": args.work / "full-fp16", "int8": args.work / "full-int8"}
-            data["latency"] = {k: latency(f, args.runs, args.threads) for k, f in folders.items() if (f / "model.onnx").is_file()}
+            value = {k: latency(f, args.runs, args.threads) for k, f in folders.items() if (f / "model.onnx").is_file()}
+        else:
+            raise SystemExit(f"unknown stage {stage!r}")
+        data = {**_load(path), **{k: v for k, v in data.items() if k not in ("fp16", "int8", "latency")}, stage: value}  # merge: stages may run in parallel
         path.write_text(json.dumps(data, indent=2, default=str) + "\n")
         write_markdown(data)
         print(f"{stage}: done", flush=True)
