@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..artifacts import Artifact, open_artifact
 from ..config import DEFAULT_PROCESSING_RES, Task
 from ..errors import ConfigError, InputImageError
 from ..video import is_video_path
@@ -50,8 +51,18 @@ def expand_inputs(inputs: Sequence[Path]) -> list[Path]:
     return images
 
 
+def open_for_backend(path: Path, backend: str) -> Artifact:
+    """An artifact folder; for the TensorRT backend also a bare engine file (e.g. from trtexec)."""
+    if backend == "tensorrt":
+        from ..runtime.trt_backend import open_engine
+
+        return open_engine(path)
+    return open_artifact(path)
+
+
 def _body(args: argparse.Namespace) -> int:
     from ..progress import bar
+    from ..runtime import backend_names
     from ..runtime.estimator import DepthEstimator
 
     if args.camera is not None or any(is_video_path(p) for p in args.inputs):
@@ -60,9 +71,12 @@ def _body(args: argparse.Namespace) -> int:
         raise ConfigError("no inputs given", "pass image files or folders, one video file, or --camera N")
     if args.artifact is None and not (args.backend == "torch" and args.model):
         raise ConfigError("no --artifact given", "pass --artifact ENGINE_DIR (from lotus-export), or --backend torch --model ID")
-    images = expand_inputs(args.inputs)
+    if args.backend not in backend_names():
+        raise ConfigError(f"unknown backend {args.backend!r}", f"choose one of: {', '.join(backend_names())}")
     options = {"model": args.model, "task": args.task} if args.backend == "torch" and args.model else {}
-    estimator = DepthEstimator(args.artifact, backend=args.backend, processing_res=args.processing_res,
+    artifact = None if args.artifact is None else open_for_backend(args.artifact, args.backend)
+    images = expand_inputs(args.inputs)
+    estimator = DepthEstimator(artifact, backend=args.backend, processing_res=args.processing_res,
                                resample=args.resample, batch_size=args.batch_size, **options)
     written = 0
     with estimator:
