@@ -120,40 +120,48 @@ def clean_graph(raw: Path) -> tuple[Any, dict[str, Any]]:
 
 def export_split(module: Any, folder: Path, config: ExportConfig, shape: GraphShape) -> dict[str, Any]:
     """Write ``folder/split/{encoder,unet,decoder}.onnx`` (+ ``.onnx.data``); return the manifest entry."""
-    import onnx
-    import torch
-
     out = Path(folder) / SPLIT_DIR
     out.mkdir(parents=True, exist_ok=True)
     modules = stage_modules(module)
     entry: dict[str, Any] = {"folder": SPLIT_DIR, "stages": {}}
     for stage in STAGES:
-        names = stage_io(stage, output_name(config.task))
-        dummy = torch.zeros(*_dummy_shape(stage, shape))
-        with tempfile.TemporaryDirectory(dir=out) as scratch:
-            raw = Path(scratch) / "raw.onnx"
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(
-                    modules[stage], (dummy,), str(raw), dynamo=False, opset_version=config.opset,
-                    input_names=[names[0]], output_names=[names[1]], dynamic_axes=_axes(shape, names), do_constant_folding=True,
-                )
-            model, counts = clean_graph(raw)
-        path = out / f"{stage}.onnx"
-        data = f"{stage}.onnx.data"
-        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location=data, size_threshold=1024)
-        del model
-        onnx.checker.check_model(str(path))
-        entry["stages"][stage] = {
-            "file": f"{SPLIT_DIR}/{stage}.onnx",
-            "input": names[0],
-            "output": names[1],
-            "nodes": counts["after"],
-            "cleaner": counts["cleaner"],
-            "files": {name: {"sha256": sha256_file(out / name), "bytes": (out / name).stat().st_size} for name in (path.name, data) if (out / name).exists()},
-        }
+        entry["stages"][stage] = _export_stage(stage, modules[stage], module, out, config, shape)
     (out / "split.json").write_text(json.dumps(entry, indent=2) + "\n")
     return entry
+
+
+def _export_stage(stage: str, stage_module: Any, module: Any, out: Path, config: ExportConfig, shape: GraphShape) -> dict[str, Any]:
+    """Trace one stage as export.py traces the fused graph (same exporter, same GroupNorm form), clean, save."""
+    import onnx
+    import torch
+
+    from .numerics import group_norms
+
+    names = stage_io(stage, output_name(config.task))
+    dummy = torch.zeros(*_dummy_shape(stage, shape))
+    with tempfile.TemporaryDirectory(dir=out) as scratch:
+        raw = Path(scratch) / "raw.onnx"
+        with torch.no_grad(), warnings.catch_warnings(), group_norms(module, config.groupnorm):
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                stage_module, (dummy,), str(raw), dynamo=False, opset_version=config.opset,
+                input_names=[names[0]], output_names=[names[1]], dynamic_axes=_axes(shape, names), do_constant_folding=True,
+            )
+        model, counts = clean_graph(raw)
+    path = out / f"{stage}.onnx"
+    data = f"{stage}.onnx.data"
+    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location=data, size_threshold=1024)
+    del model
+    onnx.checker.check_model(str(path))
+    return {
+        "file": f"{SPLIT_DIR}/{stage}.onnx",
+        "input": names[0],
+        "output": names[1],
+        "nodes": counts["after"],
+        "cleaner": counts["cleaner"],
+        "groupnorm": config.groupnorm,
+        "files": {name: {"sha256": sha256_file(out / name), "bytes": (out / name).stat().st_size} for name in (path.name, data)},
+    }
 
 
 def split_paths(artifact_folder: Path) -> dict[str, Path]:
