@@ -30,9 +30,13 @@ _EXTRAS: dict[str, tuple[str, str]] = {
 
 def require(module: str) -> ModuleType:
     """Import ``module`` or raise a DependencyError that says which extra installs it."""
+    if module == "tensorrt":
+        from .trt_compat import load_tensorrt  # also rejects the type-stubs-only package and < 10.3
+
+        return load_tensorrt()
     try:
         return importlib.import_module(module)
-    except ImportError as exc:
+    except (ImportError, OSError) as exc:  # OSError: a native library of the package failed to load
         top = module.split(".")[0]
         extra, hint = _EXTRAS.get(top, ("", top))
         fix = f'pip install "lotus-deploy[{extra}]"' if extra else f"pip install {top}"
@@ -42,7 +46,11 @@ def require(module: str) -> ModuleType:
 
 
 def available(module: str) -> bool:
-    """True when ``module`` imports; never raises."""
+    """True when ``module`` imports (for tensorrt: is usable, not just stubs); never raises."""
+    if module == "tensorrt":
+        from .trt_compat import tensorrt_usable
+
+        return tensorrt_usable()[0]
     try:
         importlib.import_module(module)
     except Exception:  # noqa: BLE001 - any import failure (ImportError, OSError from native libs) means "no"

@@ -17,3 +17,6 @@ fi
 
 echo "== mypy"
 bash scripts/typecheck.sh
+
+echo "== C++ (cpp_demo: build, self-test, comparison with the Python pre/post-processing)"
+bash cpp_demo/run_tests.sh
