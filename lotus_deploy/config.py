@@ -61,7 +61,7 @@ class EngineKind(str, enum.Enum):
         return self.value.startswith("trt")
 
     @property
-    def onnx_parent(self) -> "EngineKind":
+    def onnx_parent(self) -> EngineKind:
         """The ONNX artifact a TensorRT engine is built from (precision lives in the graph)."""
         return {Precision.FP32: EngineKind.ONNX, Precision.FP16: EngineKind.ONNX_FP16, Precision.INT8: EngineKind.ONNX_INT8}[
             self.precision

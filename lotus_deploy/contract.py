@@ -42,7 +42,7 @@ def check_spatial(height: int, width: int) -> None:
 
 def dynamic_axes(task: Task) -> dict[str, dict[int, str]]:
     """Axes names for torch.onnx.export when the graph is dynamic in batch, height and width."""
-    axes = dict(zip((0, 2, 3), DYNAMIC_AXES_NAMES))
+    axes = dict(zip((0, 2, 3), DYNAMIC_AXES_NAMES, strict=True))
     return {INPUT_NAME: dict(axes), output_name(task): dict(axes)}
 
 
@@ -89,7 +89,7 @@ class GraphShape:
         return {"batch": self.batch, "height": self.height, "width": self.width}
 
     @classmethod
-    def from_json(cls, data: dict[str, int | None]) -> "GraphShape":
+    def from_json(cls, data: dict[str, int | None]) -> GraphShape:
         return cls(batch=data.get("batch"), height=data.get("height"), width=data.get("width"))
 
 

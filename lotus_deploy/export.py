@@ -42,7 +42,6 @@ def export_onnx(config: ExportConfig, quiet: bool = False) -> ExportResult:
     """Export ``config.model`` as an fp32 ONNX artifact in ``config.artifact_dir``."""
     if config.engine is not EngineKind.ONNX:
         raise ConfigError(f"export_onnx makes fp32 ONNX, not {config.engine.value}", "use lotus_deploy.pipeline.run_export")
-    import torch
 
     from .model import build_module, load_checkpoint, weights_hash
 

@@ -34,7 +34,7 @@ class LoadedCheckpoint:
     folder: Path
     unet: Any
     vae: Any
-    prompt_embeds: "torch.Tensor"
+    prompt_embeds: torch.Tensor
     licence: str | None
     config_hash: str
     notes: dict[str, Any] = field(default_factory=dict)
@@ -144,7 +144,7 @@ def load_checkpoint(model: str) -> LoadedCheckpoint:
         vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", torch_dtype=torch.float32)
         tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer")
         text_encoder = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", torch_dtype=torch.float32)
-    except (OSError, ValueError, EnvironmentError) as exc:
+    except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise CheckpointError(f"could not load the checkpoint in {folder}: {first}", "check that the weights files are complete (re-download)") from None
     ids = tokenizer("", padding="do_not_pad", return_tensors="pt").input_ids
@@ -189,7 +189,7 @@ def weights_hash(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def build_module(checkpoint: LoadedCheckpoint, task: Task) -> "torch.nn.Module":
+def build_module(checkpoint: LoadedCheckpoint, task: Task) -> torch.nn.Module:
     return LotusD(checkpoint.vae, checkpoint.unet, checkpoint.prompt_embeds, task)
 
 
@@ -231,7 +231,7 @@ def _module_class() -> type:
 _CLASS: type | None = None
 
 
-def LotusD(vae: Any, unet: Any, prompt_embeds: "torch.Tensor", task: Task) -> "torch.nn.Module":  # noqa: N802 - class-like factory
+def LotusD(vae: Any, unet: Any, prompt_embeds: torch.Tensor, task: Task) -> torch.nn.Module:  # noqa: N802 - class-like factory
     """Construct the fused module (the class is created lazily so importing this file needs no torch)."""
     global _CLASS
     if _CLASS is None:

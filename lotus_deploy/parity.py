@@ -59,7 +59,7 @@ def align_scale_shift(prediction: np.ndarray, target: np.ndarray) -> np.ndarray:
 def depth_metrics(candidate: np.ndarray, reference: np.ndarray, eps: float = 1e-6) -> tuple[float, float]:
     """AbsRel and δ1 of the candidate after per-sample scale-and-shift alignment to the reference."""
     absrels, deltas = [], []
-    for cand, ref in zip(candidate, reference):
+    for cand, ref in zip(candidate, reference, strict=True):
         aligned = align_scale_shift(cand, ref)
         ref64 = ref.astype(np.float64)
         valid = ref64 > eps

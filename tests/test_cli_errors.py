@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from lotus_checkpoints import make_unseen_checkpoint, put_in_hf_cache
-from lotus_deploy.artifacts import ONNX_DATA, ONNX_FILE, open_artifact
+
+from lotus_deploy.artifacts import ONNX_DATA, open_artifact
 from lotus_deploy.cli import export_cmd, infer_cmd
 from lotus_deploy.errors import ArtifactError
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from lotus_checkpoints import independent_reference, make_unseen_checkpoint
+
 from lotus_deploy.artifacts import ONNX_DATA, ONNX_FILE, open_artifact
 from lotus_deploy.config import ExportConfig, Task
 from lotus_deploy.contract import GraphShape

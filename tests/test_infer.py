@@ -37,7 +37,7 @@ def test_batched_equals_one_by_one(shared_images: Path, tiny_depth_onnx: Path) -
     with DepthEstimator(tiny_depth_onnx, processing_res=128, batch_size=4) as est:
         batched = list(est.predict_many(paths))
         single = [est.predict(p) for p in paths]
-    for a, b in zip(batched, single):
+    for a, b in zip(batched, single, strict=True):
         assert a.values.shape == b.values.shape
         assert np.abs(a.values - b.values).max() < 1e-5
 

@@ -80,7 +80,7 @@ def _body(args: argparse.Namespace) -> int:
                                resample=args.resample, batch_size=args.batch_size, **options)
     written = 0
     with estimator:
-        for path, prediction in zip(images, bar(estimator.predict_many(images), "images", total=len(images), disable=args.quiet)):
+        for path, prediction in zip(images, bar(estimator.predict_many(images), "images", total=len(images), disable=args.quiet), strict=True):
             prediction.save(args.output, path.stem, force=args.force)
             written += 1
     print(json.dumps({"images": written, "output": str(args.output), "meaning": estimator.meaning.value, "backend": args.backend}), file=sys.stdout)

@@ -110,13 +110,13 @@ class DepthEstimator:
 
     def _flush(self, pending: Sequence[tuple[np.ndarray, PreprocessInfo, str]]) -> Iterator[Prediction]:
         outputs = self.run_tensor(np.concatenate([t for t, _, _ in pending], axis=0))
-        for output, (_, info, name) in zip(outputs, pending):
+        for output, (_, info, name) in zip(outputs, pending, strict=True):
             yield self.finish(output, info, source=name)
 
     def close(self) -> None:
         self.backend.close()
 
-    def __enter__(self) -> "DepthEstimator":
+    def __enter__(self) -> DepthEstimator:
         return self
 
     def __exit__(self, *exc: object) -> None:
