@@ -326,6 +326,8 @@ def run_benchmark(candidates: list[Candidate], settings: BenchSettings, command:
                 doc["results"].extend(run_scenario(height, width, batch_size, candidates, workers, settings, refs, flops, doc["skipped"]))
                 doc["candidates"] = list(rows.values())
                 if on_partial is not None:
+                    if before:
+                        doc["matmul"] = {**before, "before": before, "after": None, "note": "partial result: measured before the runs only"}
                     add_matmul_fraction(doc["results"], before["gflops"] if before else None)
                     on_partial(doc)
     finally:

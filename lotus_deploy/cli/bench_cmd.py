@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("-o", "--output", type=Path, default=Path("outputs/bench"), help="folder for the reports (default: %(default)s)")
     out.add_argument("--name", default="bench", help="report file stem (default: %(default)s)")
     out.add_argument("--no-chart", dest="chart", action="store_false", help="skip the PNG chart")
+    out.add_argument("--render", type=Path, metavar="JSON", help="only re-write the Markdown and PNG of an existing result JSON (e.g. a partial one)")
     out.add_argument("--list-backends", action="store_true", help="print the registered backends and exit")
     out.add_argument("--quiet", action="store_true", help="no progress on stderr")
     return p
@@ -115,6 +116,9 @@ def _body(args: argparse.Namespace) -> int:
         return 0
     from ..bench import plan as planning
     from ..bench.report import to_markdown, write_json
+
+    if args.render is not None:
+        return _render(args)
     from ..bench.runner import BenchSettings, run_benchmark
     from ..parity_inputs import default_image_dir
 
@@ -151,6 +155,28 @@ def _body(args: argparse.Namespace) -> int:
             print(f"{row['height']}x{row['width']} b{row['batch']}  {row['label']:<34} median {row['stats']['median']:.4g} s{extra}")
         else:
             print(f"{row['height']}x{row['width']} b{row['batch']}  {row['label']:<34} error: {row.get('error')}")
+    print("wrote " + ", ".join(written))
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    from ..bench.report import read_json, to_markdown, validate
+
+    try:
+        doc = read_json(args.render)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read {args.render}: {exc}", "pass a JSON written by lotus-bench") from None
+    problems = validate(doc)
+    if problems:
+        raise ConfigError(f"{args.render} is not a lotus-bench result: {problems[0]}", "pass a JSON written by lotus-bench")
+    args.output.mkdir(parents=True, exist_ok=True)
+    md_path = args.output / f"{args.name}.md"
+    md_path.write_text(to_markdown(doc))
+    written = [str(md_path)]
+    if args.chart:
+        from ..bench.chart import draw
+
+        written.append(str(draw(doc, args.output / f"{args.name}.png")))
     print("wrote " + ", ".join(written))
     return 0
 
