@@ -104,3 +104,17 @@ def test_chart_file_is_written(tmp_path):
 
     path = draw(_doc(), tmp_path / "sub" / "bench.png")
     assert path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def test_render_rewrites_markdown_and_chart_from_json(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from lotus_deploy.cli import bench_cmd
+
+    path = tmp_path / "r.json"
+    report.write_json(_doc(), path)
+    assert bench_cmd.main(["--render", str(path), "-o", str(tmp_path / "out"), "--name", "again"]) == 0
+    assert "## 256×256, batch 1" in (tmp_path / "out" / "again.md").read_text()
+    assert (tmp_path / "out" / "again.png").is_file()
+    (tmp_path / "bad.json").write_text("{}")
+    assert bench_cmd.main(["--render", str(tmp_path / "bad.json")]) == 2
+    assert "not a lotus-bench result" in capsys.readouterr().err
