@@ -101,7 +101,7 @@ def calibration_key(parent: Artifact, images: ImageSet, config: ExportConfig, sh
     }
 
 
-def _digest(data: Any) -> str:
+def digest(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
@@ -116,11 +116,11 @@ def cached_ranges(parent: Artifact, images: ImageSet, config: ExportConfig, shap
     from . import graph
 
     key = calibration_key(parent, images, config, shape, tensors)
-    folder = cache_folder(config) / _digest(key)
+    folder = cache_folder(config) / digest(key)
     path = folder / "ranges.json"
     candidates = [path]
     if tensors != "all":
-        candidates.insert(0, cache_folder(config) / _digest(calibration_key(parent, images, config, shape, "all")) / "ranges.json")
+        candidates.insert(0, cache_folder(config) / digest(calibration_key(parent, images, config, shape, "all")) / "ranges.json")
     for found in candidates:
         if found.is_file():
             data = load_tensors_data(found)
@@ -183,7 +183,7 @@ def run_graph(path: Path, shape: GraphShape, batch: np.ndarray, optimization: st
 
 def reference_outputs(parent: Artifact, images: ImageSet, config: ExportConfig, steps: Steps) -> np.ndarray:
     """The fp32 graph's outputs on the held-out batch (cached beside the calibration ranges)."""
-    key = _digest({"parent": parent_key(parent), "images": list(zip(images.eval_names, images.eval_hashes or images.eval_names, strict=True)),
+    key = digest({"parent": parent_key(parent), "images": list(zip(images.eval_names, images.eval_hashes or images.eval_names, strict=True)),
                    "shape": list(images.eval_batch.shape), "size": config.parity_size})
     path = cache_folder(config) / f"reference-{key}.npy"
     if path.is_file():

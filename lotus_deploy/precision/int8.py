@@ -34,13 +34,14 @@ gives the share of multiply-accumulates still in int8 and, below one half, the g
 from __future__ import annotations
 
 import inspect
+import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..artifacts import Artifact, staged_artifact
+from ..artifacts import Artifact, staged_artifact, write_json_atomic
 from ..config import ExportConfig
 from ..deps import require
 from ..errors import DependencyError
@@ -61,7 +62,15 @@ from .graph import (
 
 EMBEDDING_MARKERS = ("time_embedding", "class_embedding", "time_emb_proj", "time_proj")
 LATENT_CONVS = ("quant_conv", "post_quant_conv")
-CPU_LABEL = "int8 Q/DQ as run by ONNX Runtime CPU"
+CPU_LABEL = ("int8 Q/DQ semantics: ONNX Runtime CPU with QDQ fusion off (exact dequantize-then-fp32 math, what TensorRT's "
+             "int8 kernels with int32 accumulation compute)")
+
+
+QUANT_SETTINGS: dict[str, Any] = {
+    "format": "QDQ", "activation": "QInt8", "weight": "QInt8", "per_channel": True, "calibration": "MinMax",
+    "extra_options": {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
+                      "OpTypesToExcludeOutputQuantization": list(COMPUTE_OPS)},
+}
 
 
 def default_kept(model: Any) -> dict[str, str]:
@@ -103,8 +112,7 @@ def quantize_base(work: Path, ranges_path: Path, exclude: list[str], structure: 
         str(source), str(out), calibration_data_reader=None, quant_format=QuantFormat.QDQ, op_types_to_quantize=list(COMPUTE_OPS),
         per_channel=True, reduce_range=False, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
         nodes_to_exclude=exclude, use_external_data_format=True, calibrate_method=CalibrationMethod.MinMax,
-        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
-                       "OpTypesToExcludeOutputQuantization": list(COMPUTE_OPS)},
+        extra_options=dict(QUANT_SETTINGS["extra_options"]),  # type: ignore[call-overload]
         calibration_cache_path=str(ranges_path),
     )
     return out
@@ -240,7 +248,10 @@ def export_int8(parent: Artifact, config: ExportConfig, quiet: bool = False) -> 
             total_macs = sum(macs.values()) or 1
             steps.say(f"    {len(quantized)} Conv/MatMul/Gemm in int8 in {len(groups)} groups; {len(kept_rules)} kept by rule; "
                       f"int8 share of MACs {sum(macs.get(n, 0) for n in quantized) / total_macs:.3f}")
-        search = _search(variants, groups, macs, images, reference, probe, probe_reference, target, shape, steps, quiet)
+        cache_key = {"ranges": str(ranges_path), "kept": sorted(kept_rules), "groups": groups, "probe": [images.calib_names[0], list(probe.shape)],
+                     "metric": target.metric, "quantizer": QUANT_SETTINGS}
+        sensitivity_cache = ranges_path.parent / f"sensitivity-{common.digest(cache_key)}.json"
+        search = _search(variants, groups, macs, images, reference, probe, probe_reference, target, shape, steps, quiet, sensitivity_cache)
         returned: set[str] = {n for g in search["returned_groups"] for n in groups[g]}
         with steps.step("publishing (fp32 I/O, external data)"):
             final_path = variants.save(returned)
@@ -251,8 +262,10 @@ def export_int8(parent: Artifact, config: ExportConfig, quiet: bool = False) -> 
             published = onnx.load(str(staging / "model.onnx"), load_external_data=False)
             in_int8 = int8_nodes(published)
             del published
-            report = common.evaluate(common.run_graph(staging / "model.onnx", shape, images.eval_batch), reference, target)
+            report = common.evaluate(common.run_graph(staging / "model.onnx", shape, images.eval_batch, optimization="basic"), reference, target)
             steps.say(f"    {report.summary()}  ({CPU_LABEL})")
+            fused = common.evaluate(common.run_graph(staging / "model.onnx", shape, images.eval_batch), reference, target)
+            steps.say(f"    for information, ONNX Runtime's fused int8 CPU kernels: {fused.summary()}")
         share = sum(macs.get(n, 0) for n in in_int8) / total_macs
         blocked = []
         if share < 0.5:
@@ -276,6 +289,8 @@ def export_int8(parent: Artifact, config: ExportConfig, quiet: bool = False) -> 
             "sensitivity_probe": {"image": images.calib_names[0], "input_shape": list(probe.shape), "metric": target.metric, "base_error": search.get("probe_base_error")},
             "search": {k: v for k, v in search.items() if k not in ("sensitivity", "returned_groups")},
             "blocked_by": blocked,
+            "ort_fused_cpu_parity": {**fused.to_json(), "note": "ONNX Runtime's fused int8 CPU kernels (all optimizations); informational: "
+                                     "on AVX2 CPUs without VNNI its s8s8 kernels can saturate, so it may differ from the Q/DQ semantics"},
             "calibration": calib_info,
             "images": images.describe(),
             "target": target.to_json(),
@@ -286,7 +301,8 @@ def export_int8(parent: Artifact, config: ExportConfig, quiet: bool = False) -> 
 
 
 def _search(variants: Variants, groups: dict[str, list[str]], macs: dict[str, int], images: inputs.ImageSet, reference: np.ndarray,
-            probe: np.ndarray, probe_reference: np.ndarray, target: common.Target, shape: Any, steps: Steps, quiet: bool) -> dict[str, Any]:
+            probe: np.ndarray, probe_reference: np.ndarray, target: common.Target, shape: Any, steps: Steps, quiet: bool,
+            sensitivity_cache: Path | None = None) -> dict[str, Any]:
     """Return the fewest most-sensitive groups to fp32 that make the held-out images meet the target."""
     result: dict[str, Any] = {"sensitivity": {}, "returned_groups": [], "evaluations": []}
     start = time.perf_counter()
@@ -307,12 +323,23 @@ def _search(variants: Variants, groups: dict[str, list[str]], macs: dict[str, in
             raise ParityError(f"int8 graph cannot meet {target.describe()} even with every searchable group in fp32 "
                               f"(best: {report.summary()})",
                               "the layers kept by rule are not enough either; relax --accuracy-target knowingly or use onnx-fp16")
-        base_probe, _ = variants.error(set(), probe, probe_reference, target, shape)
-        result["probe_base_error"] = base_probe
         names = sorted(groups)
-        for name in bar(names, desc="sensitivity", disable=quiet):
-            err, _ = variants.error(set(groups[name]), probe, probe_reference, target, shape)
-            result["sensitivity"][name] = round(base_probe - err, 6) if np.isfinite(err) and np.isfinite(base_probe) else (float("inf") if np.isfinite(err) else 0.0)
+        cache = sensitivity_cache
+        if cache is not None and cache.is_file():
+            stored = json.loads(cache.read_text())
+            result["sensitivity"], result["probe_base_error"] = stored["sensitivity"], stored["probe_base_error"]
+            result["sensitivity_cache"] = {"path": str(cache), "reused": True}
+            steps.say(f"    sensitivities from cache: {cache}")
+        else:
+            base_probe, _ = variants.error(set(), probe, probe_reference, target, shape)
+            result["probe_base_error"] = base_probe
+            for name in bar(names, desc="sensitivity", disable=quiet):
+                err, _ = variants.error(set(groups[name]), probe, probe_reference, target, shape)
+                result["sensitivity"][name] = round(base_probe - err, 6) if np.isfinite(err) and np.isfinite(base_probe) else (float("inf") if np.isfinite(err) else 0.0)
+            if cache is not None:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                write_json_atomic(cache, {"sensitivity": result["sensitivity"], "probe_base_error": base_probe})
+                result["sensitivity_cache"] = {"path": str(cache), "reused": False}
         order = sorted(names, key=lambda g: (-result["sensitivity"][g], sum(macs.get(n, 0) for n in groups[g])))
         top = ", ".join(f"{g} {result['sensitivity'][g]:.3g}" for g in order[:8])
         steps.say(f"    sensitivity (probe error drop when the group is fp32), most sensitive first: {top}")
