@@ -118,3 +118,14 @@ def test_render_rewrites_markdown_and_chart_from_json(tmp_path, capsys):
     (tmp_path / "bad.json").write_text("{}")
     assert bench_cmd.main(["--render", str(tmp_path / "bad.json")]) == 2
     assert "not a lotus-bench result" in capsys.readouterr().err
+
+
+def test_plan_labels_two_artifacts_of_the_same_precision_apart(tmp_path):
+    from lotus_deploy.artifacts import Artifact
+    from lotus_deploy.bench.plan import plan
+
+    def artifact(name):
+        return Artifact(folder=tmp_path / name, manifest={"kind": "onnx", "task": "depth", "precision": "fp32", "source": {"model": "builtin:tiny"}})
+
+    cands = plan(["torch", "onnxruntime"], [artifact("a"), artifact("b")])
+    assert [c.label for c in cands] == ["PyTorch eager", "onnxruntime fp32 [a]", "onnxruntime fp32 [b]"]  # torch once per source model

@@ -97,7 +97,18 @@ def plan(backends: list[str], artifacts: list[Artifact], stages: bool = False, o
                                             artifact, stage=stage, graph=path, options=dict(options.get(STAGE_BACKEND, {}))))
     if not candidates:
         raise ConfigError(f"no backend in {backends} can run the given artifacts", "onnxruntime runs ONNX artifacts, tensorrt runs engines, torch runs any")
+    _disambiguate(candidates)
     return candidates
+
+
+def _disambiguate(candidates: list[Candidate]) -> None:
+    """Two artifacts with the same backend and precision: name the artifact folder in the label."""
+    counts: dict[str, int] = {}
+    for cand in candidates:
+        counts[cand.label] = counts.get(cand.label, 0) + 1
+    for cand in candidates:
+        if counts[cand.label] > 1 and cand.artifact is not None:
+            cand.label = f"{cand.label} [{cand.artifact.folder.name}]"
 
 
 def flops_graph(candidate: Candidate, candidates: list[Candidate]) -> Path | None:
