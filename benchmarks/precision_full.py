@@ -99,6 +99,17 @@ def write_markdown(data: dict) -> None:
         lines += [f"- int8: share of multiply-accumulates in int8 **{d['int8_mac_share']:.3f}** ({d['int8_nodes']} Conv/MatMul/Gemm); "
                   f"export {d['export_seconds']} s, of which calibration {d.get('calibration_seconds')} s and sensitivity search {d.get('search_seconds')} s.",
                   f"- int8 groups returned to fp32 (sensitivity = probe error drop): {', '.join(f'{g} ({s})' for g, s in d['returned_groups']) or 'none'}"]
+        manifest = Path(d["artifact"]) / "manifest.json"
+        if manifest.is_file():
+            info = json.loads(manifest.read_text())["int8"]
+            fused = info.get("ort_fused_cpu_parity")
+            if fused:
+                lines.append(f"- int8 parity above is the Q/DQ semantics (ORT CPU, QDQ fusion off); ONNX Runtime's fused int8 CPU kernels give "
+                             f"AbsRel {fused['absrel']:.4g}, max|Δ| {fused['max_abs']:.3g} (informational: its s8s8 kernels can saturate on AVX2 without VNNI).")
+            reused = info.get("calibration", {}).get("reused")
+            lines.append(f"- calibration cache reused in this run: {reused}; sensitivity cache: {info.get('search', {}).get('sensitivity_cache')}.")
+        if d.get("cold_run"):
+            lines.append(f"- cold run (no caches): {d['cold_run']}")
         if d.get("blocked_by"):
             lines.append("- less than half of the MACs stay in int8; blocked by the groups above (random weights: real weights decide the final share).")
     if "fp16" in data:

@@ -5,7 +5,7 @@
   outside the graph's folder, symlinks included, and onnx refuses hard links, hence one real copy);
 - layer *groups* (one ResNet block, one attention block, one up/down-sampler...) derived from the
   TorchScript exporter's scoped node names, the unit in which precision is decided;
-- multiply-accumulate counts per Conv/MatMul/Gemm from ONNX shape inference at a concrete size;
+- multiply-accumulate counts per Conv/MatMul/Gemm from the shapes of one profiled ONNX Runtime run;
 - per-tensor value ranges over calibration images, collected by adding ReduceMin/ReduceMax outputs to
   a weightless copy of the graph (the same numbers ONNX Runtime's MinMax calibrator records, stored
   in its ``TensorsData`` format so ``quantize_static`` can read them as its calibration cache).
@@ -128,45 +128,47 @@ def constant_names(model: Any) -> set[str]:
     return names
 
 
-def compute_macs(model: Any, height: int, width: int) -> dict[str, int]:
-    """MACs per image of every Conv/MatMul/Gemm at ``height`` x ``width`` (unknown batch counted as 1)."""
-    import onnx
+def runtime_macs(graph_path: Path, model: Any, sample: np.ndarray) -> dict[str, int]:
+    """MACs per image of every Conv/MatMul/Gemm, from the shapes ONNX Runtime's profiler records when
+    the graph (optimizations off, so node names survive) runs ``sample`` ([1,3,H,W]). Exact where static
+    shape inference gives up (dynamic Reshape chains in an un-slimmed graph)."""
+    import json
 
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    dims = probe.graph.input[0].type.tensor_type.shape.dim
-    for dim, value in zip(dims, (1, 3, height, width), strict=True):
-        dim.Clear()
-        dim.dim_value = value
-    for output in probe.graph.output:
-        output.type.tensor_type.shape.Clear()
-    del probe.graph.value_info[:]
-    inferred = onnx.shape_inference.infer_shapes(probe, data_prop=True)
-    shapes: dict[str, list[int]] = {}
-    for info in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input):
-        shapes[info.name] = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1 for d in info.type.tensor_type.shape.dim]
-    for tensor in inferred.graph.initializer:
-        shapes[tensor.name] = list(tensor.dims)
+    import onnxruntime as ort
+
+    weights = {t.name: list(t.dims) for t in model.graph.initializer}
+    compute = {n.name: n for n in model.graph.node if n.op_type in COMPUTE_OPS}
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.enable_profiling = True
+    options.profile_file_prefix = str(Path(graph_path).parent / ".lotus-macs")
+    session = ort.InferenceSession(str(graph_path), sess_options=options, providers=["CPUExecutionProvider"])
+    session.run(None, {"image": sample})
+    profile = Path(session.end_profiling())
+    events = json.loads(profile.read_text())
+    profile.unlink(missing_ok=True)
+    del session
     macs: dict[str, int] = {}
-    for node in inferred.graph.node:
-        if node.op_type not in COMPUTE_OPS:
+    for event in events:
+        args = event.get("args", {})
+        name = str(event.get("name", "")).removesuffix("_kernel_time")
+        node = compute.get(name)
+        if node is None or "output_type_shape" not in args or name in macs:
             continue
-        out = shapes.get(node.output[0])
-        a = shapes.get(node.input[0])
-        b = shapes.get(node.input[1])
-        if not out or not a or not b:
-            macs[node.name] = 0
-            continue
+        outs = [list(d.values())[0] for d in args["output_type_shape"]]
+        ins = [list(d.values())[0] for d in args["input_type_shape"]]
+        out = int(np.prod(outs[0], dtype=np.int64))
         if node.op_type == "Conv":
-            group = next((attr.i for attr in node.attribute if attr.name == "group"), 1)
-            macs[node.name] = int(np.prod(out, dtype=np.int64)) * int(np.prod(b[1:], dtype=np.int64))
-            del group  # b[1] already is Cin / group
+            w = weights.get(node.input[1]) or ins[1]
+            macs[name] = out * int(np.prod(w[1:], dtype=np.int64))
         elif node.op_type == "MatMul":
-            macs[node.name] = int(np.prod(out, dtype=np.int64)) * int(a[-1])
-        else:  # Gemm: out [M, N], K from A (transA aware)
+            macs[name] = out * int(ins[0][-1])
+        else:
             trans_a = next((attr.i for attr in node.attribute if attr.name == "transA"), 0)
-            macs[node.name] = int(np.prod(out, dtype=np.int64)) * int(a[0] if trans_a else a[-1])
-    return macs
+            macs[name] = out * int(ins[0][0] if trans_a else ins[0][-1])
+    batch = int(sample.shape[0]) or 1
+    return {name: macs.get(name, 0) // batch for name in compute}
 
 
 def float_tensors(model: Any) -> list[str]:

@@ -50,12 +50,12 @@ from ..progress import Steps, bar
 from . import common, inputs
 from .graph import (
     COMPUTE_OPS,
-    compute_macs,
     constant_names,
     drop_unused,
     group_of,
     load_structure,
     materialize,
+    runtime_macs,
     save_structure,
     work_folder,
 )
@@ -238,7 +238,7 @@ def export_int8(parent: Artifact, config: ExportConfig, quiet: bool = False) -> 
         with steps.step("quantizing (Q/DQ, symmetric int8, per-channel weights)"):
             structure = load_structure(parent.folder)
             kept_rules = default_kept(structure)
-            macs = compute_macs(structure, int(images.eval_batch.shape[2]), int(images.eval_batch.shape[3]))
+            macs = runtime_macs(parent.model_path, structure, images.eval_batch[:1])
             base_path = quantize_base(work, ranges_path, sorted(kept_rules), structure)
             variants = Variants(work, base_path, structure)
             quantized = int8_nodes(variants.base)
@@ -280,7 +280,8 @@ def export_int8(parent: Artifact, config: ExportConfig, quiet: bool = False) -> 
                          "Q/DQ on Conv/MatMul/Gemm inputs only; fp32 bias)",
             "int8_mac_share": round(share, 4),
             "macs_per_image": {"total": total_macs, "int8": sum(macs.get(n, 0) for n in in_int8),
-                               "at": list(images.eval_batch.shape[2:]), "counted_ops": list(COMPUTE_OPS)},
+                               "at": list(images.eval_batch.shape[2:]), "counted_ops": list(COMPUTE_OPS),
+                               "how": "shapes from ONNX Runtime's profiler on the first held-out image"},
             "int8_nodes": len(in_int8),
             "kept_by_rule": [{"node": n, "rule": r, "macs": macs.get(n, 0)} for n, r in sorted(kept_rules.items())],
             "returned_groups": [{"group": g, "sensitivity": search["sensitivity"].get(g), "macs": sum(macs.get(n, 0) for n in groups[g]),
