@@ -68,7 +68,7 @@ def test_tiny_end_to_end(tmp_path, monkeypatch, capsys):
     for row in results:
         assert row["stats"]["n"] == 2 and len(row["latencies_s"]) == 2
         assert row["flops_per_image"] > 0 and row["gflops_per_s"] > 0 and row["matmul_fraction"] > 0
-        assert row["peak_rss_mib"] > 0
+        assert row["peak_rss_mib"] > 0 and len(row["matmul_rounds_gflops"]) == 2 and row["matmul_fraction_rounds"] > 0
     ort_rows = [r for r in results if r["label"] == "onnxruntime fp32"]
     assert all(r["parity"]["max_abs"] < 1e-3 and r["speedup_vs_torch_eager"] > 0 for r in ort_rows)
     decoder = [r for r in results if r["stage"] == "decoder"]

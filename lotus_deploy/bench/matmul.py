@@ -50,3 +50,24 @@ def measure(size: int = 4096, repeats: int = 3, use_torch: bool = True) -> dict[
         if rate is not None:
             rates["torch_gflops"] = rate
     return {"size": size, "repeats": repeats, **{k: round(v, 2) for k, v in rates.items()}, "gflops": round(max(rates.values()), 2)}
+
+
+class RoundRate:
+    """One fp32 ``size``² numpy product timed between benchmark rounds: the rate under the same load.
+
+    The machine's speed can drift by 2x over minutes on a shared host (other jobs, frequency); a rate
+    measured only before and after does not see what the candidates saw. Arrays are made once.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        rng = np.random.default_rng(1)
+        self.size = size
+        self.a = rng.standard_normal((size, size), dtype=np.float32)
+        self.b = rng.standard_normal((size, size), dtype=np.float32)
+        self.out = np.empty((size, size), dtype=np.float32)
+        np.matmul(self.a, self.b, out=self.out)  # warm-up
+
+    def sample(self) -> float:
+        start = time.perf_counter()
+        np.matmul(self.a, self.b, out=self.out)
+        return 2.0 * self.size**3 / (time.perf_counter() - start) / 1e9

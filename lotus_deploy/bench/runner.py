@@ -4,7 +4,9 @@ For each (size, batch) scenario: the same input batch goes to every candidate; e
 untimed iterations; then ``iterations`` rounds, each round timing one run of every candidate in a
 rotated order, so slow drift (thermal, other load) hits all candidates alike. FLOPs are counted and
 parity computed between rounds, never while a candidate is being timed. The fp32 4096² matrix-multiply
-rate is measured before and after, in the parent, while the children are idle.
+rate is measured before and after (best of 3, numpy and torch), and once more after every round (one
+numpy product, in the parent, while the children are idle), so the fraction can also be taken against
+the rate the machine had while the candidates ran.
 """
 
 from __future__ import annotations
@@ -181,7 +183,8 @@ def _prepare_stages(group: list[Candidate], workers: dict[str, Worker], batch: n
 
 
 def run_scenario(height: int, width: int, batch_size: int, candidates: Sequence[Candidate], workers: dict[str, Worker],
-                 settings: BenchSettings, refs: _References, flops: _Flops, skipped: list[dict[str, Any]]) -> list[dict[str, Any]]:
+                 settings: BenchSettings, refs: _References, flops: _Flops, skipped: list[dict[str, Any]],
+                 round_rate: matmul.RoundRate | None = None) -> list[dict[str, Any]]:
     from ..parity import compare
 
     tag = f"{height}x{width} b{batch_size}"
@@ -220,6 +223,7 @@ def run_scenario(height: int, width: int, batch_size: int, candidates: Sequence[
                 workers[cand.id].call("run")
             except WorkerError as exc:
                 errors[cand.id] = str(exc)
+    round_rates: list[float] = []
     for round_index in range(settings.iterations):
         running = [c for c in active if c.id not in errors]
         if not running:
@@ -234,6 +238,9 @@ def run_scenario(height: int, width: int, batch_size: int, candidates: Sequence[
                 continue
             samples[cand.id].append(seconds)
             line.append(f"{cand.label} {seconds:.3f}s")
+        if round_rate is not None:
+            round_rates.append(round_rate.sample())
+            line.append(f"matmul {round_rates[-1]:.1f} GFLOP/s")
         say(settings, f"[{tag}] round {round_index + 1}/{settings.iterations}: " + ", ".join(line))
     outputs: dict[str, np.ndarray | None] = {}
     for cand in active:
@@ -256,6 +263,12 @@ def run_scenario(height: int, width: int, batch_size: int, candidates: Sequence[
                    flops_per_image=(flops_per_batch / batch_size) if flops_per_batch else None,
                    gflops_per_s=achieved_gflops(flops_per_batch, stats.median),
                    flops_graph=str(flops_graph(cand, list(candidates)) or ""), flops_unknown_nodes=len(count.get("unknown_nodes", []) or []))
+        if round_rates:
+            rate = summarize(round_rates).median
+            row["matmul_rounds_gflops"] = [round(r, 2) for r in round_rates]
+            row["matmul_rounds_median_gflops"] = round(rate, 2)
+            if row["gflops_per_s"] is not None:
+                row["matmul_fraction_rounds"] = row["gflops_per_s"] / rate
         row.update(workers[cand.id].call("memory"))
         if cand.id in outputs and cand.artifact is not None:
             model = cand.source_model
@@ -317,13 +330,14 @@ def run_benchmark(candidates: list[Candidate], settings: BenchSettings, command:
         rows[cand.id] = {**cand.to_json(), "artifact_bytes": None if cand.is_torch else size,
                          "artifact_sha256": None if cand.is_torch else files.get(model_file, {}).get("sha256"),
                          "artifact_build_s": builds.get(str(cand.artifact.folder)) if cand.artifact and not cand.is_torch else None}
+    round_rate = matmul.RoundRate(settings.matmul_size) if settings.matmul_size else None
     workers = _start_workers(candidates, settings, rows)
     refs = _References(settings, candidates)
     flops = _Flops()
     try:
         for height, width in settings.sizes:
             for batch_size in settings.batches:
-                doc["results"].extend(run_scenario(height, width, batch_size, candidates, workers, settings, refs, flops, doc["skipped"]))
+                doc["results"].extend(run_scenario(height, width, batch_size, candidates, workers, settings, refs, flops, doc["skipped"], round_rate))
                 doc["candidates"] = list(rows.values())
                 if on_partial is not None:
                     if before:
