@@ -116,6 +116,7 @@ def write_markdown(data: dict) -> None:
         d = data["fp16"]
         lines.append(f"- fp16 (CPU parity is fp16 *storage*): {len(d['kept_fp32_nodes'])} node(s) kept in fp32: "
                      + ", ".join(f"{k['node']} ({k['reason']})" for k in d["kept_fp32_nodes"][:10]) + f"; export {d['export_seconds']} s.")
+    lines += [f"- note: {note}" for note in data.get("notes", [])]
     lines += ["", "Held-out images: " + str(data.get("int8", data.get("fp16", {})).get("images", {}).get("held_out", {})), "",
               "Regenerate: `python benchmarks/precision_full.py --fp32 <fp32 artifact> --calib-dir ../shared/data/images --work <scratch>`", ""]
     (RESULTS / f"{NAME}.md").write_text("\n".join(lines))
