@@ -25,6 +25,7 @@ from .progress import Steps
 
 EXPORT_TOOLS = ("torch", "diffusers", "transformers", "onnx", "onnxslim", "onnxruntime")
 _TRACE_SIZE = 64
+_PROTOBUF_LIMIT = 2**31 - 1  # protobuf refuses to serialise a message this large
 
 
 @dataclass
@@ -87,7 +88,7 @@ def export_onnx(config: ExportConfig, quiet: bool = False) -> ExportResult:
             "parent": None,
             "export": {
                 "exporter": "torch.onnx.export (TorchScript, dynamo=False)",
-                "cleaner": "onnxslim",
+                "cleaner": counts.pop("cleaner"),
                 "nodes": counts,
                 "groupnorm": config.groupnorm,
             },
@@ -137,14 +138,32 @@ def _trace(module: Any, path: Path, config: ExportConfig, shape: GraphShape) -> 
         )
 
 
-def _clean(raw: Path) -> tuple[Any, dict[str, int]]:
+def _clean(raw: Path) -> tuple[Any, dict[str, Any]]:
+    """Constant folding and dead-node removal with onnxslim; node counts before and after.
+
+    onnxslim's own shape inference serialises the whole model, which protobuf refuses beyond 2 GB
+    (the full-size fp32 graph is ~3.8 GB). For such graphs shapes are inferred by onnx on the file
+    (``infer_shapes_path`` has no size limit) and onnxslim runs without its shape inference; its
+    constant folding handles large models itself. On builtin:tiny the two paths leave 1886 and 1911
+    nodes of 3981.
+    """
     import onnx
     import onnxslim
 
     model = onnx.load(str(raw), load_external_data=True)
     before = len(model.graph.node)
-    slimmed = onnxslim.slim(model)
-    return slimmed, {"before": before, "after": len(slimmed.graph.node)}
+    if model.ByteSize() < _PROTOBUF_LIMIT:
+        slimmed = onnxslim.slim(model)
+        how = "onnxslim"
+    else:
+        del model
+        inferred = raw.with_name("inferred.onnx")
+        onnx.shape_inference.infer_shapes_path(str(raw), str(inferred))
+        slimmed = onnxslim.slim(onnx.load(str(inferred), load_external_data=True), no_shape_infer=True)
+        how = "onnx.shape_inference.infer_shapes_path + onnxslim (no_shape_infer: graph over 2 GB)"
+    if slimmed is None:
+        raise ConfigError("onnxslim returned no model", "this is a bug; export with a smaller model to reproduce and report it")
+    return slimmed, {"before": before, "after": len(slimmed.graph.node), "cleaner": how}
 
 
 def _save_checked(model: Any, folder: Path, config: ExportConfig, shape: GraphShape) -> None:

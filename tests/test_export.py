@@ -103,3 +103,15 @@ def test_graph_shape_contract() -> None:
         shape.check_input((1, 3, 64, 64))
     with pytest.raises(ShapeError, match="multiple of 64"):
         GraphShape().check_input((1, 3, 64, 100))
+
+
+def test_graphs_over_two_gigabytes_are_still_cleaned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The >2 GB path (shape inference on the file, onnxslim without its own) on a tiny graph."""
+    import lotus_deploy.export as export_module
+
+    monkeypatch.setattr(export_module, "_PROTOBUF_LIMIT", 0)
+    result = export_onnx(ExportConfig(model="builtin:tiny", output=tmp_path / "big-path", parity_size=128), quiet=True)
+    nodes = result.manifest["export"]["nodes"]
+    assert "no_shape_infer" in result.manifest["export"]["cleaner"]
+    assert nodes["after"] < 0.6 * nodes["before"]
+    assert result.parity is not None and result.parity.passed
