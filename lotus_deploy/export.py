@@ -121,9 +121,9 @@ def _trace(module: Any, path: Path, config: ExportConfig, shape: GraphShape) -> 
         for per_tensor in axes.values():
             per_tensor.pop(2)
             per_tensor.pop(3)
-    from .numerics import group_norms
+    from .numerics import export_numerics
 
-    with torch.no_grad(), warnings.catch_warnings(), group_norms(module, config.groupnorm):
+    with torch.no_grad(), warnings.catch_warnings(), export_numerics(module, config.groupnorm):
         warnings.simplefilter("ignore")  # TracerWarnings about Python-side asserts are expected here
         torch.onnx.export(
             module,

@@ -68,3 +68,69 @@ def group_norms(module: Any, mode: str) -> Iterator[int]:
     finally:
         for parent, name, child in swapped:
             setattr(parent, name, child)
+
+
+def _constant_class() -> type:
+    import torch
+
+    class ConstantEmbedding(torch.nn.Module):
+        """Stands in for an embedding whose input is a constant: returns the value computed in float64.
+
+        The value has batch dimension 1 and broadcasts, so the exporter folds everything downstream of
+        it (every ResNet's ``time_emb_proj``) into constants too.
+        """
+
+        def __init__(self, value: torch.Tensor) -> None:
+            super().__init__()
+            self.register_buffer("value", value)
+
+        def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+            value = self.value
+            assert isinstance(value, torch.Tensor)
+            return value
+
+    return ConstantEmbedding
+
+
+@contextlib.contextmanager
+def baked_embeddings(fused: Any) -> Iterator[None]:
+    """Replace the UNet's timestep (t=999) and task-switcher embeddings by one float64-computed constant.
+
+    Why: both inputs are constants of Lotus-D, but the timestep path is traced per batch element
+    (``timesteps.expand(N)``), so without this the graph would compute ``sin/cos(999 * f)`` at run time
+    — wasted work, and in fp16 an argument of 999 is off by up to 0.5 rad. Computing ``time_embedding
+    + class_embedding`` once in float64 and rounding to float32 is exact to float32 precision.
+    """
+    import torch
+
+    unet = fused.unet
+    originals = (unet.time_embedding, unet.class_embedding)
+    with torch.no_grad():
+        timestep = fused.timestep.to(torch.float64)
+        t_emb = unet.time_proj(timestep).to(torch.float64)
+        time_embedding = _double_copy(unet.time_embedding)
+        emb = time_embedding(t_emb)
+        if unet.class_embedding is not None:
+            class_emb = _double_copy(unet.class_embedding)(fused.task_emb.to(torch.float64))
+            emb = torch.cat([emb, class_emb], dim=-1) if unet.config.class_embeddings_concat else emb + class_emb
+    unet.time_embedding = _constant_class()(emb.to(torch.float32))
+    unet.class_embedding = None
+    try:
+        yield
+    finally:
+        unet.time_embedding, unet.class_embedding = originals
+
+
+def _double_copy(module: Any) -> Any:
+    import copy
+
+    import torch
+
+    return copy.deepcopy(module).to(dtype=torch.float64)
+
+
+@contextlib.contextmanager
+def export_numerics(fused: Any, groupnorm: str) -> Iterator[None]:
+    """Everything export changes about *how* the fused module computes (never *what*), then undone."""
+    with group_norms(fused, groupnorm), baked_embeddings(fused):
+        yield

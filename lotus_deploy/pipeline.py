@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from .artifacts import Artifact, holds_artifact, open_artifact
-from .config import EngineKind, ExportConfig
+from .config import EngineKind, ExportConfig, Precision
 from .errors import ConfigError
 from .export import ExportResult, export_onnx
 
@@ -85,6 +85,10 @@ def run_export(config: ExportConfig, quiet: bool = False) -> ExportResult:
         from .trt_build import preflight
 
         preflight(config)  # TensorRT, CUDA and the profile settings usable? (before building any parent)
+    if config.engine.precision is not Precision.FP32:
+        from .precision import validate_inputs
+
+        validate_inputs(config)  # --calib-dir / --eval-dir readable? (before building any parent)
     parent = ensure_artifact(parent_config(config), quiet=quiet, rebuild_mismatched=config.force)
     stage = _stage(config.engine)
     return stage(parent, config, quiet)

@@ -135,13 +135,13 @@ def _export_stage(stage: str, stage_module: Any, module: Any, out: Path, config:
     import onnx
     import torch
 
-    from .numerics import group_norms
+    from .numerics import export_numerics
 
     names = stage_io(stage, output_name(config.task))
     dummy = torch.zeros(*_dummy_shape(stage, shape))
     with tempfile.TemporaryDirectory(dir=out) as scratch:
         raw = Path(scratch) / "raw.onnx"
-        with torch.no_grad(), warnings.catch_warnings(), group_norms(module, config.groupnorm):
+        with torch.no_grad(), warnings.catch_warnings(), export_numerics(module, config.groupnorm):
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 stage_module, (dummy,), str(raw), dynamo=False, opset_version=config.opset,
