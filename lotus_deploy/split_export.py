@@ -96,26 +96,12 @@ def _axes(shape: GraphShape, names: tuple[str, str]) -> dict[str, dict[int, str]
     return {name: dict(axes) for name in names} if axes else None
 
 
-_PROTOBUF_LIMIT = 2**31 - 1
-
-
 def clean_graph(raw: Path) -> tuple[Any, dict[str, Any]]:
-    """onnxslim-clean a freshly traced graph, or load it as is when it is too big for onnxslim.
-
-    onnxslim serializes the whole model in memory, which protobuf refuses above 2 GB (the full-size
-    UNet is 3.4 GB); ONNX Runtime folds the same constants itself when it loads the graph.
-    """
-    import onnx
-
+    """Clean a freshly traced stage graph exactly as export.py cleans the fused one (onnxslim, also over 2 GB)."""
     from .export import _clean
 
-    size = sum(p.stat().st_size for p in Path(raw).parent.iterdir() if p.is_file())
-    if size < 0.95 * _PROTOBUF_LIMIT:
-        model, counts = _clean(raw)
-        return model, {**counts, "cleaner": "onnxslim"}
-    model = onnx.load(str(raw), load_external_data=True)
-    nodes = len(model.graph.node)
-    return model, {"before": nodes, "after": nodes, "cleaner": f"none: {size / 2**30:.1f} GiB is over onnxslim's 2 GB protobuf limit"}
+    model, counts = _clean(raw)
+    return model, {**counts, "cleaner": counts.get("cleaner", "onnxslim")}
 
 
 def export_split(module: Any, folder: Path, config: ExportConfig, shape: GraphShape) -> dict[str, Any]:
