@@ -26,6 +26,7 @@ from .progress import Steps
 EXPORT_TOOLS = ("torch", "diffusers", "transformers", "onnx", "onnxslim", "onnxruntime")
 _TRACE_SIZE = 64
 _PROTOBUF_LIMIT = 2**31 - 1  # protobuf refuses to serialise a message this large
+_PROTOBUF_MARGIN = 64 << 20  # room for the graph itself beside the weights
 
 
 @dataclass
@@ -152,7 +153,9 @@ def _clean(raw: Path) -> tuple[Any, dict[str, Any]]:
 
     model = onnx.load(str(raw), load_external_data=True)
     before = len(model.graph.node)
-    if model.ByteSize() < _PROTOBUF_LIMIT:
+    # ModelProto.ByteSize() itself raises beyond 2 GB; the weights are what make a graph large.
+    weight_bytes = sum(tensor.ByteSize() for tensor in model.graph.initializer)
+    if weight_bytes < _PROTOBUF_LIMIT - _PROTOBUF_MARGIN:
         slimmed = onnxslim.slim(model)
         how = "onnxslim"
     else:

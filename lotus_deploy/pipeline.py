@@ -48,6 +48,10 @@ def _settings_match(artifact: Artifact, config: ExportConfig) -> list[str]:
         "opset": (m.get("opset"), config.opset),
         "shape": (m.get("shape"), {"batch": config.batch, "height": config.height, "width": config.width}),
     }
+    if config.engine is EngineKind.ONNX:  # how the fp32 graph was traced (numerics.py) and whether split/ exists
+        wanted["groupnorm"] = (m.get("export", {}).get("groupnorm"), config.groupnorm)
+        if config.split:
+            wanted["split graphs"] = ("split" in m, True)
     return [f"{key} {have!r} (wanted {want!r})" for key, (have, want) in wanted.items() if have != want]
 
 
