@@ -8,7 +8,6 @@ TensorRT on this machine).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 from ..artifacts import ENGINE_FILE, Artifact, open_artifact
 from ..config import DEFAULT_OPSET, MAX_OPSET, EngineKind, ExportConfig
 from ..errors import ConfigError
-from .common import run_main
+from .common import print_export_summary, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,12 +75,8 @@ def _body(args: argparse.Namespace) -> int:
         return 0
     preflight(config)
     result = build_engine_artifact(parent, config, quiet=args.quiet)
-    summary: dict[str, object] = {"artifact": str(result.folder), "engine": config.engine.value, "task": config.task.value,
-                                  "tensorrt": result.manifest.get("tensorrt", {}).get("version"),
-                                  "compute_capability": result.manifest.get("tensorrt", {}).get("compute_capability")}
-    if result.parity is not None:
-        summary["parity"] = result.parity.summary()
-    print(json.dumps(summary, indent=2, ensure_ascii=False))
+    trt_info = result.manifest.get("tensorrt", {})
+    print_export_summary(result, config, tensorrt=trt_info.get("version"), compute_capability=trt_info.get("compute_capability"))
     return 0
 
 

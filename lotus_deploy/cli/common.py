@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import enum
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..errors import LotusError
 
@@ -29,6 +30,14 @@ def run_main(body: Callable[[argparse.Namespace], int], parser: argparse.Argumen
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted; nothing was published", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def print_export_summary(result: Any, config: Any, **extra: object) -> None:
+    """The JSON summary lotus-export and lotus-build print for a published artifact."""
+    summary: dict[str, object] = {"artifact": str(result.folder), "engine": config.engine.value, "task": config.task.value, **extra}
+    if result.parity is not None:
+        summary["parity"] = result.parity.summary()
+    print(json.dumps(summary, indent=2, ensure_ascii=False))
 
 
 def enum_choice(kind: type[E]) -> Callable[[str], E]:

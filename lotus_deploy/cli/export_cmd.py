@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..config import DEFAULT_MODEL, DEFAULT_OPSET, EngineKind, ExportConfig, OutputMeaning, Task, infer_task
-from .common import enum_choice, run_main
+from .common import enum_choice, print_export_summary, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,10 +69,7 @@ def _body(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     result = run_export(config, quiet=args.quiet)
-    summary = {"artifact": str(result.folder), "engine": config.engine.value, "task": config.task.value, "output_meaning": config.meaning.value}
-    if result.parity is not None:
-        summary["parity"] = result.parity.summary()
-    print(json.dumps(summary, indent=2, ensure_ascii=False))
+    print_export_summary(result, config, output_meaning=config.meaning.value)
     return 0
 
 
