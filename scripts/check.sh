@@ -15,6 +15,9 @@ if [ "$status" -eq 5 ]; then
 fi
 [ "$status" -eq 0 ] || exit "$status"
 
+echo "== ruff"
+ruff check .
+
 echo "== mypy"
 bash scripts/typecheck.sh
 
