@@ -169,9 +169,25 @@ def _clean(raw: Path) -> tuple[Any, dict[str, Any]]:
     return slimmed, {"before": before, "after": len(slimmed.graph.node), "cleaner": how}
 
 
+def _declare_io_shapes(model: Any, config: ExportConfig, shape: GraphShape) -> None:
+    """Write the contract's dims on the graph's input and output (names for dynamic axes, sizes for
+    static ones), so tools that read the graph (TensorRT, lotus-inspect) see [N,C,H,W] and not the
+    placeholder names shape inference left behind."""
+    for value_info, dims in ((model.graph.input[0], shape.input_shape()), (model.graph.output[0], shape.output_shape(config.task))):
+        tensor_shape = value_info.type.tensor_type.shape
+        del tensor_shape.dim[:]
+        for dim in dims:
+            entry = tensor_shape.dim.add()
+            if isinstance(dim, int):
+                entry.dim_value = dim
+            else:
+                entry.dim_param = dim
+
+
 def _save_checked(model: Any, folder: Path, config: ExportConfig, shape: GraphShape) -> None:
     import onnx
 
+    _declare_io_shapes(model, config, shape)
     del model.metadata_props[:]
     for key, value in {"lotus.task": config.task.value, "lotus.output_meaning": config.meaning.value, "lotus.source": config.model}.items():
         model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))

@@ -115,3 +115,13 @@ def test_graphs_over_two_gigabytes_are_still_cleaned(tmp_path: Path, monkeypatch
     assert "no_shape_infer" in result.manifest["export"]["cleaner"]
     assert nodes["after"] < 0.6 * nodes["before"]
     assert result.parity is not None and result.parity.passed
+
+
+def test_declared_output_shape_follows_the_contract(tmp_path: Path) -> None:
+    import onnx
+
+    out = tmp_path / "static-out"
+    export_onnx(ExportConfig(model="builtin:tiny", output=out, height=128, width=192, parity=False), quiet=True)
+    model = onnx.load(str(out / ONNX_FILE), load_external_data=False)
+    dims = [d.dim_param or d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", 1, 128, 192]
