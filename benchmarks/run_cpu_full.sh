@@ -20,3 +20,8 @@ lotus-bench --model builtin:full --backend torch --backend onnxruntime --size 25
   lotus-export --model builtin:full --groupnorm native --no-parity --output engines/builtin-full-depth-onnx-native-gn
 lotus-bench --model builtin:full --artifact engines/builtin-full-depth-onnx-native-gn --backend onnxruntime --stages \
   --size 256 --batch 1 --iterations 5 --warmup 1 "${img[@]}" -o benchmarks/results --name cpu-full-stages
+
+# The current fp32 export (cleaned above 2 GB, baked timestep constant), static 256x256:
+lotus-export --model builtin:full --engine onnx --height 256 --width 256 --parity-images ../shared/data/images
+lotus-bench --artifact engines/builtin-full-depth-onnx-256x256 --backend torch --backend onnxruntime --size 256 \
+  --batch 1 --iterations 5 --warmup 1 --images ../shared/data/images -o benchmarks/results --name cpu-full-256-current
