@@ -22,6 +22,7 @@ lotus-bench --model builtin:full --artifact engines/builtin-full-depth-onnx-nati
   --size 256 --batch 1 --iterations 5 --warmup 1 "${img[@]}" -o benchmarks/results --name cpu-full-stages
 
 # The current fp32 export (cleaned above 2 GB, baked timestep constant), static 256x256:
-lotus-export --model builtin:full --engine onnx --height 256 --width 256 --parity-images ../shared/data/images
+[ -d engines/builtin-full-depth-onnx-256x256 ] || \
+  lotus-export --model builtin:full --engine onnx --height 256 --width 256 "${img[@]/--images/--parity-images}"
 lotus-bench --artifact engines/builtin-full-depth-onnx-256x256 --backend torch --backend onnxruntime --size 256 \
-  --batch 1 --iterations 5 --warmup 1 --images ../shared/data/images -o benchmarks/results --name cpu-full-256-current
+  --batch 1 --iterations 5 --warmup 1 "${img[@]}" -o benchmarks/results --name cpu-full-256-current
