@@ -40,6 +40,24 @@ def print_export_summary(result: Any, config: Any, **extra: object) -> None:
     print(json.dumps(summary, indent=2, ensure_ascii=False))
 
 
+def add_runtime_arguments(p: argparse.ArgumentParser, batch_default: int, batch_help: str) -> None:
+    """Flags lotus-infer and lotus-video share: what to run, where outputs go, pre/post-processing."""
+    from pathlib import Path
+
+    from ..config import DEFAULT_PROCESSING_RES, Task
+
+    p.add_argument("-a", "--artifact", type=Path, help="artifact folder from lotus-export (required except for --backend torch with --model)")
+    p.add_argument("-o", "--output", type=Path, default=Path("outputs"), help="output folder (default: %(default)s)")
+    p.add_argument("--backend", default="onnxruntime", help="onnxruntime (default), torch, or another registered backend")
+    p.add_argument("--model", help="checkpoint for --backend torch without an artifact (hub id, folder, builtin:NAME)")
+    p.add_argument("--task", type=enum_choice(Task), help="task for --model when it cannot be inferred")
+    p.add_argument("--processing-res", type=int, default=DEFAULT_PROCESSING_RES, help="resize the long edge to this before padding; 0 keeps the size (default %(default)s)")
+    p.add_argument("--resample", choices=("nearest", "bilinear"), default="nearest", help="how to resize outputs back to the input size (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=batch_default, help=f"{batch_help} (default %(default)s)")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def enum_choice(kind: type[E]) -> Callable[[str], E]:
     """argparse ``type=`` that accepts an enum's values and lists them on error."""
 

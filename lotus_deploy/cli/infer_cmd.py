@@ -9,10 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..artifacts import Artifact, open_artifact
-from ..config import DEFAULT_PROCESSING_RES, Task
 from ..errors import ConfigError, InputImageError
 from ..video import is_video_path
-from .common import enum_choice, run_main
+from .common import add_runtime_arguments, run_main
 from .video_cmd import add_video_arguments, run_video
 
 
@@ -22,16 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Predict depth/disparity/normals for images or folders; writes <stem>.npy, <stem>_16bit.png and <stem>_color.png.",
     )
     p.add_argument("inputs", nargs="*", type=Path, help="image files and/or folders of images, or one video file (see --camera)")
-    p.add_argument("-a", "--artifact", type=Path, help="artifact folder from lotus-export (required except for --backend torch with --model)")
-    p.add_argument("-o", "--output", type=Path, default=Path("outputs"), help="output folder (default: %(default)s)")
-    p.add_argument("--backend", default="onnxruntime", help="onnxruntime (default), torch, or another registered backend")
-    p.add_argument("--model", help="checkpoint for --backend torch without an artifact (hub id, folder, builtin:NAME)")
-    p.add_argument("--task", type=enum_choice(Task), help="task for --model when it cannot be inferred")
-    p.add_argument("--processing-res", type=int, default=DEFAULT_PROCESSING_RES, help="resize the long edge to this before padding; 0 keeps the size (default %(default)s)")
-    p.add_argument("--resample", choices=("nearest", "bilinear"), default="nearest", help="how to resize outputs back to the input size (default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=1, help="images per batch for dynamic graphs (default %(default)s)")
-    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_runtime_arguments(p, batch_default=1, batch_help="images per batch for dynamic graphs")
     add_video_arguments(p)
     return p
 

@@ -8,9 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..config import DEFAULT_PROCESSING_RES, Task
 from ..errors import ConfigError
-from .common import enum_choice, run_main
+from .common import add_runtime_arguments, run_main
 
 
 def add_video_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,16 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Depth for a video file or camera: writes depth.mp4 (colorized), frames/NNNNNN.npy and summary.json.",
     )
     p.add_argument("inputs", nargs="*", type=Path, help="video file (omit with --camera)")
-    p.add_argument("-a", "--artifact", type=Path, help="artifact folder from lotus-export (or --backend torch --model ID)")
-    p.add_argument("-o", "--output", type=Path, default=Path("outputs"), help="output folder (default: %(default)s)")
-    p.add_argument("--backend", default="onnxruntime", help="onnxruntime (default), torch, or another registered backend")
-    p.add_argument("--model", help="checkpoint for --backend torch without an artifact")
-    p.add_argument("--task", type=enum_choice(Task), help="task for --model when it cannot be inferred")
-    p.add_argument("--processing-res", type=int, default=DEFAULT_PROCESSING_RES, help="long edge before padding (default %(default)s)")
-    p.add_argument("--resample", choices=("nearest", "bilinear"), default="nearest", help="how outputs are resized back (default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=4, help="frames per batch (default %(default)s)")
-    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_runtime_arguments(p, batch_default=4, batch_help="frames per batch")
     add_video_arguments(p)
     return p
 
