@@ -22,7 +22,7 @@ from typing import Any
 
 from .config import OutputMeaning, Precision, Task
 from .contract import GraphShape
-from .errors import ArtifactError, ArtifactExistsError
+from .errors import ArtifactError, ArtifactExistsError, ParityError
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -146,6 +146,14 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     full = {"schema_version": SCHEMA_VERSION, "created": now_iso(), **manifest, "files": file_hashes(folder)}
     write_json_atomic(Path(folder) / MANIFEST, full)
     return full
+
+
+def record_parity(folder: Path, manifest: dict[str, Any], parity: dict[str, Any], passed: bool, failure: str, fix: str) -> None:
+    """Put a parity report in the manifest and in parity.json; refuse to publish when it failed."""
+    manifest["parity"] = parity
+    write_json_atomic(Path(folder) / PARITY, parity)
+    if not passed:
+        raise ParityError(failure, fix)
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

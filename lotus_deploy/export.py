@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from .artifacts import ONNX_DATA, ONNX_FILE, PARITY, Artifact, staged_artifact, tool_versions, write_json_atomic, write_manifest
+from .artifacts import ONNX_DATA, ONNX_FILE, Artifact, record_parity, staged_artifact, tool_versions, write_manifest
 from .config import EngineKind, ExportConfig
 from .contract import INPUT_NAME, GraphShape, contract_json, dynamic_axes, output_name
-from .errors import ConfigError, ParityError
+from .errors import ConfigError
 from .parity import ParityReport, compare, judge
 from .progress import Steps
 
@@ -101,10 +101,8 @@ def export_onnx(config: ExportConfig, quiet: bool = False) -> ExportResult:
         if config.parity:
             with steps.step("parity: ONNX Runtime vs PyTorch float64"):
                 report = _parity(module, Artifact(staging, manifest), config, shape, steps)
-            manifest["parity"] = report.to_json()
-            write_json_atomic(staging / PARITY, report.to_json())
-            if not report.passed:
-                raise ParityError(f"ONNX graph fails parity: {report.summary()}", "nothing was written; report this with the model id (or relax --atol knowingly)")
+            record_parity(staging, manifest, report.to_json(), bool(report.passed), f"ONNX graph fails parity: {report.summary()}",
+                          "nothing was written; report this with the model id (or relax --atol knowingly)")
         with steps.step("writing manifest (hashing files)"):
             full = write_manifest(staging, manifest)
     return ExportResult(folder=config.artifact_dir, manifest=full, parity=report)

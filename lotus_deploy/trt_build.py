@@ -32,10 +32,18 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from .artifacts import ENGINE_FILE, MANIFEST, PARITY, Artifact, staged_artifact, tool_versions, write_json_atomic, write_manifest
+from .artifacts import (
+    ENGINE_FILE,
+    MANIFEST,
+    Artifact,
+    record_parity,
+    staged_artifact,
+    tool_versions,
+    write_manifest,
+)
 from .config import EngineKind, ExportConfig, Precision
 from .contract import INPUT_CHANNELS, INPUT_NAME, SPATIAL_MULTIPLE, GraphShape, contract_json
-from .errors import ArtifactError, ConfigError, ParityError, ShapeError
+from .errors import ArtifactError, ConfigError, ShapeError
 from .parity import ParityReport, compare, judge
 from .progress import Steps
 
@@ -256,10 +264,8 @@ def build_engine_artifact(parent: Artifact, config: ExportConfig, quiet: bool) -
             with steps.step("parity: TensorRT engine vs the parent graph in ONNX Runtime (CPU)"):
                 report = _parity(Artifact(staging, manifest), parent, config, profile, steps)
             if report is not None:
-                manifest["parity"] = report.to_json()
-                write_json_atomic(staging / PARITY, report.to_json())
-                if not report.passed:
-                    raise ParityError(f"TensorRT engine fails parity: {report.summary()}", "nothing was published; rebuild with --no-parity to keep it anyway, and report it")
+                record_parity(staging, manifest, report.to_json(), bool(report.passed), f"TensorRT engine fails parity: {report.summary()}",
+                              "nothing was published; rebuild with --no-parity to keep it anyway, and report it")
         with steps.step("writing manifest (hashing files)"):
             full = write_manifest(staging, manifest)
     return ExportResult(folder=config.artifact_dir, manifest=full, parity=report)

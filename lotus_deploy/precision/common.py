@@ -19,10 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import PARITY, Artifact, sha256_file, tool_versions, write_json_atomic, write_manifest
+from ..artifacts import Artifact, record_parity, sha256_file, tool_versions, write_json_atomic, write_manifest
 from ..config import ExportConfig, Task
 from ..contract import GraphShape
-from ..errors import ParityError
 from ..parity import ParityReport, compare, judge
 from ..progress import Steps
 from .inputs import ImageSet
@@ -222,9 +221,6 @@ def base_manifest(parent: Artifact, config: ExportConfig, precision: str) -> dic
 def finish(staging: Path, manifest: dict[str, Any], report: ParityReport, target: Target, label: str) -> dict[str, Any]:
     """Write parity.json and the manifest; raise ParityError when the target is missed."""
     parity = {**report.to_json(), "reference": "fp32 ONNX graph, ONNX Runtime CPU", "label": label, "target": target.to_json()}
-    manifest["parity"] = parity
-    write_json_atomic(staging / PARITY, parity)
-    if not report.passed:
-        raise ParityError(f"{manifest['precision']} graph misses its accuracy target: {report.summary()}",
-                          f"nothing was published; target was {target.describe()}; relax it knowingly with --accuracy-target")
+    record_parity(staging, manifest, parity, bool(report.passed), f"{manifest['precision']} graph misses its accuracy target: {report.summary()}",
+                  f"nothing was published; target was {target.describe()}; relax it knowingly with --accuracy-target")
     return write_manifest(staging, manifest)
