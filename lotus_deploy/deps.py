@@ -56,3 +56,17 @@ def available(module: str) -> bool:
     except Exception:  # noqa: BLE001 - any import failure (ImportError, OSError from native libs) means "no"
         return False
     return True
+
+
+def require_all(modules: list[str] | tuple[str, ...], purpose: str) -> None:
+    """Raise one DependencyError naming every missing module and the extras that bring them.
+
+    Commands call this before loading anything, so a missing package costs no time.
+    """
+    missing = [module for module in dict.fromkeys(modules) if not available(module)]
+    if not missing:
+        return
+    extras = sorted({_EXTRAS.get(m.split(".")[0], ("", ""))[0] for m in missing} - {""})
+    hints = ", ".join(_EXTRAS.get(m.split(".")[0], ("", m))[1] for m in missing)
+    fix = "install " + " and ".join(f'"lotus-deploy[{extra}]"' for extra in extras) if extras else f"pip install {' '.join(missing)}"
+    raise DependencyError(f"{purpose} needs {hints}, which {'is' if len(missing) == 1 else 'are'} not importable", fix)

@@ -36,6 +36,10 @@ class ArtifactExistsError(LotusError):
     """The output folder already holds an artifact and overwriting was not requested."""
 
 
+class OutputPathError(LotusError):
+    """An output path cannot be written: a file where a folder is needed, no permission, a full disk..."""
+
+
 class ShapeError(LotusError):
     """An input does not fit the graph's contract (wrong size for a static graph, wrong rank...)."""
 

@@ -13,10 +13,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from .artifacts import Artifact, holds_artifact, open_artifact
+from .artifacts import Artifact, check_artifact_output, holds_artifact, open_artifact
 from .config import EngineKind, ExportConfig, Precision
+from .deps import require_all
 from .errors import ConfigError
 from .export import ExportResult, export_onnx
+from .safe_io import publish_lock
 
 # engine -> "module:function(parent: Artifact, config: ExportConfig, quiet: bool) -> ExportResult"
 _STAGES: dict[EngineKind, str] = {
@@ -78,24 +80,44 @@ def _stage(engine: EngineKind) -> Callable[[Artifact, ExportConfig, bool], Expor
     return function
 
 
-def run_export(config: ExportConfig, quiet: bool = False) -> ExportResult:
-    """Produce the artifact ``config.engine`` names, building missing parents first."""
-    if config.engine is EngineKind.ONNX:
-        return export_onnx(config, quiet=quiet)
-    from .artifacts import refuse_overwrite
+EXPORT_MODULES = ("torch", "diffusers", "transformers", "onnx", "onnxslim")
 
-    refuse_overwrite(config.artifact_dir, config.force)  # fail before spending time on parents
-    if config.engine.is_tensorrt:
-        from .trt_build import preflight
 
-        preflight(config)  # TensorRT, CUDA and the profile settings usable? (before building any parent)
+def required_modules(config: ExportConfig) -> list[str]:
+    """The Python packages producing ``config.engine`` will import (TensorRT is checked by preflight)."""
+    needed: list[str] = []
+    fp32 = config
+    while fp32.engine is not EngineKind.ONNX:
+        fp32 = parent_config(fp32)
+    if fp32 is config or not holds_artifact(fp32.artifact_dir):
+        needed += [*EXPORT_MODULES, *(["onnxruntime"] if config.parity else [])]
     if config.engine.precision is not Precision.FP32:
-        from .precision import validate_inputs
+        needed += ["onnx", "onnxruntime"] + (["onnxconverter_common"] if config.engine.precision is Precision.FP16 else [])
+    return needed
 
-        validate_inputs(config)  # --calib-dir / --eval-dir readable? (before building any parent)
-    parent = ensure_artifact(parent_config(config), quiet=quiet, rebuild_mismatched=config.force)
-    stage = _stage(config.engine)
-    return stage(parent, config, quiet)
+
+def run_export(config: ExportConfig, quiet: bool = False) -> ExportResult:
+    """Produce the artifact ``config.engine`` names, building missing parents first.
+
+    The output folder is checked and locked before anything is loaded or built, so a refused
+    ``--output`` costs nothing and a concurrent export to the same folder fails at once.
+    """
+    require_all(required_modules(config), f"--engine {config.engine.value}")
+    with publish_lock(config.artifact_dir):
+        check_artifact_output(config.artifact_dir, config.force)
+        if config.engine is EngineKind.ONNX:
+            return export_onnx(config, quiet=quiet)
+        if config.engine.is_tensorrt:
+            from .trt_build import preflight
+
+            preflight(config)  # TensorRT, CUDA and the profile settings usable? (before building any parent)
+        if config.engine.precision is not Precision.FP32:
+            from .precision import validate_inputs
+
+            validate_inputs(config)  # --calib-dir / --eval-dir readable? (before building any parent)
+        parent = ensure_artifact(parent_config(config), quiet=quiet, rebuild_mismatched=config.force)
+        stage = _stage(config.engine)
+        return stage(parent, config, quiet)
 
 
 def describe(result: ExportResult) -> dict[str, Any]:

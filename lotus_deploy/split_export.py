@@ -17,7 +17,6 @@ timings add up comparably; they are a measuring aid, not a deployment format.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import warnings
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 from .artifacts import sha256_file
 from .config import ExportConfig
 from .contract import INPUT_NAME, GraphShape, output_name
+from .safe_io import write_json_atomic
 
 SPLIT_DIR = "split"
 STAGES = ("encoder", "unet", "decoder")
@@ -112,7 +112,7 @@ def export_split(module: Any, folder: Path, config: ExportConfig, shape: GraphSh
     entry: dict[str, Any] = {"folder": SPLIT_DIR, "stages": {}}
     for stage in STAGES:
         entry["stages"][stage] = _export_stage(stage, modules[stage], module, out, config, shape)
-    (out / "split.json").write_text(json.dumps(entry, indent=2) + "\n")
+    write_json_atomic(out / "split.json", entry)
     return entry
 
 

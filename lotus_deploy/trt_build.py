@@ -23,8 +23,6 @@ level: profile derivation and the trtexec command line work without it.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +34,7 @@ from .artifacts import (
     ENGINE_FILE,
     MANIFEST,
     Artifact,
+    check_artifact_output,
     record_parity,
     staged_artifact,
     tool_versions,
@@ -46,6 +45,7 @@ from .contract import INPUT_CHANNELS, INPUT_NAME, SPATIAL_MULTIPLE, GraphShape, 
 from .errors import ArtifactError, ConfigError, ShapeError
 from .parity import ParityReport, compare, judge
 from .progress import Steps
+from .safe_io import atomic_write, ensure_folder
 
 if TYPE_CHECKING:
     # Type stubs only (tensorrt-stubs, 10.x): TensorRT objects below are annotated with these so mypy checks
@@ -217,6 +217,7 @@ def build_engine_artifact(parent: Artifact, config: ExportConfig, quiet: bool) -
 
     if not config.engine.is_tensorrt:
         raise ConfigError(f"build_engine_artifact builds TensorRT engines, not {config.engine.value}", "use lotus_deploy.pipeline.run_export")
+    check_artifact_output(config.artifact_dir, config.force)  # before TensorRT is loaded
     trt = load_tensorrt()
     cudart = load_cudart()
     _check_parent(parent, config)
@@ -365,17 +366,9 @@ def _load_timing_cache(config: trt_t.IBuilderConfig, path: Path | None, say: Cal
 def _save_timing_cache(config: trt_t.IBuilderConfig, path: Path, say: Callable[[str], None]) -> None:
     """Write the builder's timing cache atomically (temporary file + rename), so parallel builds never tear it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_folder(path.parent)
     data = memoryview(config.get_timing_cache().serialize())
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda handle: handle.write(data))
     say(f"    timing cache: saved {path} ({data.nbytes // 1024} KiB)")
 
 

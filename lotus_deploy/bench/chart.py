@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 from ..deps import require
+from ..safe_io import atomic_write
 
 PRECISION_COLOURS = {"fp32": "#4C72B0", "fp16": "#55A868", "int8": "#C44E52"}
 STAGE_COLOURS = {"encoder": "#8172B2", "unet": "#CCB974", "decoder": "#64B5CD"}
@@ -58,8 +60,10 @@ def draw(doc: dict[str, Any], path: Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
+    atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
     return path
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..config import EngineKind, OutputMeaning, Task
 from ..errors import ConfigError
+from ..safe_io import check_result_files, ensure_folder, write_text_atomic
 from .common import enum_choice, run_main
 
 DEFAULT_BACKENDS = ("torch", "onnxruntime")
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("-o", "--output", type=Path, default=Path("outputs/bench"), help="folder for the reports (default: %(default)s)")
     out.add_argument("--name", default="bench", help="report file stem (default: %(default)s)")
     out.add_argument("--no-chart", dest="chart", action="store_false", help="skip the PNG chart")
+    out.add_argument("--force", action="store_true", help="overwrite reports of the same --name (other files in --output are never touched)")
     out.add_argument("--render", type=Path, metavar="JSON", help="only re-write the Markdown and PNG of an existing result JSON (e.g. a partial one)")
     out.add_argument("--list-backends", action="store_true", help="print the registered backends and exit")
     out.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -130,12 +132,13 @@ def _body(args: argparse.Namespace) -> int:
                              warmup=args.warmup, reference=args.reference, images=args.images or default_image_dir(),
                              matmul_size=args.matmul_size, quiet=args.quiet)
     options = _options(args, backends)
+    json_path, md_path, png_path = (args.output / f"{args.name}.{ext}" for ext in ("json", "md", "png"))
+    check_result_files([json_path, md_path, *([png_path] if args.chart else [])], args.force)  # before any export or load
     artifacts, builds = collect_artifacts(args)
     candidates = planning.plan(backends, artifacts, stages=args.stages, options=options)
     if args.stages and not any(c.stage for c in candidates):
         print("lotus-bench: note: no split graphs found; re-export with lotus-export --split --force to time the stages", file=sys.stderr)
-    args.output.mkdir(parents=True, exist_ok=True)
-    json_path, md_path, png_path = (args.output / f"{args.name}.{ext}" for ext in ("json", "md", "png"))
+    ensure_folder(args.output)
     command = ["lotus-bench", *args.argv]
 
     def partial(doc: dict[str, Any]) -> None:
@@ -143,7 +146,7 @@ def _body(args: argparse.Namespace) -> int:
 
     doc = run_benchmark(candidates, settings, command=command, builds=builds, on_partial=partial)
     write_json(doc, json_path)
-    md_path.write_text(to_markdown(doc))
+    write_text_atomic(md_path, to_markdown(doc))
     written = [str(json_path), str(md_path)]
     if args.chart:
         from ..bench.chart import draw
@@ -169,9 +172,10 @@ def _render(args: argparse.Namespace) -> int:
     problems = validate(doc)
     if problems:
         raise ConfigError(f"{args.render} is not a lotus-bench result: {problems[0]}", "pass a JSON written by lotus-bench")
-    args.output.mkdir(parents=True, exist_ok=True)
     md_path = args.output / f"{args.name}.md"
-    md_path.write_text(to_markdown(doc))
+    check_result_files([md_path, *([args.output / f"{args.name}.png"] if args.chart else [])], args.force)
+    ensure_folder(args.output)
+    write_text_atomic(md_path, to_markdown(doc))
     written = [str(md_path)]
     if args.chart:
         from ..bench.chart import draw
@@ -189,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.argv = raw
         return _body(args)
 
-    return run_main(body, parser, argv)
+    return run_main(body, parser, argv, interrupted="interrupted; results measured so far (if any) are in the --output JSON")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..artifacts import ENGINE_FILE, Artifact, open_artifact
+from ..artifacts import ENGINE_FILE, Artifact, check_artifact_output, open_artifact
 from ..config import DEFAULT_OPSET, MAX_OPSET, EngineKind, ExportConfig
 from ..errors import ConfigError
 from .common import print_export_summary, run_main
@@ -73,6 +73,7 @@ def _body(args: argparse.Namespace) -> int:
         print(format_command(argv))
         print(f"# create {config.artifact_dir} first; trtexec writes the engine only (no manifest: lotus-deploy runs it with a warning)", file=sys.stderr)
         return 0
+    check_artifact_output(config.artifact_dir, config.force)  # before TensorRT is even loaded
     preflight(config)
     result = build_engine_artifact(parent, config, quiet=args.quiet)
     trt_info = result.manifest.get("tensorrt", {})

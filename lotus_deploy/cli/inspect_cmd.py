@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import MANIFEST, PARITY, Artifact, read_manifest, verify_files
+from ..artifacts import MANIFEST, PARITY, Artifact, listed_files, read_manifest, verify_files
 from ..errors import ArtifactError, LotusError
 from .common import run_main
 
@@ -94,7 +94,7 @@ def verify(folder: Path, manifest: dict[str, Any], hashes: bool) -> tuple[list[d
     rows: list[dict[str, Any]] = []
     failures: list[str] = []
     fixes: list[str] = []
-    for name, entry in manifest.get("files", {}).items():
+    for name, entry in listed_files(manifest).items():
         try:
             verify_files(folder, {"files": {name: entry}}, check_hashes=hashes)
             status = "ok" if hashes else "size ok"

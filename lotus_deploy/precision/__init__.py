@@ -27,15 +27,19 @@ if TYPE_CHECKING:
 
 def export_fp16(parent: Artifact, config: ExportConfig, quiet: bool = False) -> ExportResult:
     """fp16 ONNX artifact from the fp32 one (see ``lotus_deploy.precision.fp16``)."""
+    from ..artifacts import check_artifact_output
     from .fp16 import export_fp16 as run
 
+    check_artifact_output(config.artifact_dir, config.force)  # before any calibration work
     return run(parent, config, quiet)
 
 
 def export_int8(parent: Artifact, config: ExportConfig, quiet: bool = False) -> ExportResult:
     """int8 Q/DQ ONNX artifact from the fp32 one (see ``lotus_deploy.precision.int8``)."""
+    from ..artifacts import check_artifact_output
     from .int8 import export_int8 as run
 
+    check_artifact_output(config.artifact_dir, config.force)  # before any calibration work
     return run(parent, config, quiet)
 
 

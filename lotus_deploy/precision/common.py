@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from ..config import ExportConfig, Task
 from ..contract import GraphShape
 from ..parity import ParityReport, compare, judge
 from ..progress import Steps
+from ..safe_io import FILE_MODE, atomic_write, ensure_folder
 from .inputs import ImageSet
 
 CALIB_METHOD = "minmax"
@@ -132,10 +134,11 @@ def cached_ranges(parent: Artifact, images: ImageSet, config: ExportConfig, shap
     start = time.perf_counter()
     ranges = graph.collect_ranges(parent.folder, images.calib, len(images.calib), work, quiet, tensors=tensors)
     seconds = time.perf_counter() - start
-    folder.mkdir(parents=True, exist_ok=True)
+    ensure_folder(folder)
     tensors = TensorsData(CalibrationMethod.MinMax, {n: (np.array(lo, dtype=np.float32), np.array(hi, dtype=np.float32)) for n, (lo, hi) in ranges.items()})
     tmp = folder / f".ranges.{time.time_ns()}.json"
-    save_tensors_data(tensors, tmp)
+    save_tensors_data(tensors, tmp)  # ONNX Runtime writes the file itself: give it the umask's mode, then publish
+    os.chmod(tmp, FILE_MODE)
     tmp.replace(path)
     write_json_atomic(folder / "key.json", key)
     steps.say(f"    calibrated {len(ranges)} tensors on {len(images.calib)} images in {seconds:.1f} s; cached in {path}")
@@ -189,10 +192,8 @@ def reference_outputs(parent: Artifact, images: ImageSet, config: ExportConfig, 
         steps.say(f"    fp32 reference outputs from cache: {path}")
         return np.load(path)
     out = run_graph(parent.model_path, parent.shape, images.eval_batch)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{time.time_ns()}.npy")
-    np.save(tmp, out)
-    tmp.replace(path)
+    ensure_folder(path.parent)
+    atomic_write(path, lambda handle: np.save(handle, out, allow_pickle=False))
     return out
 
 

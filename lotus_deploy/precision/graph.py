@@ -142,13 +142,12 @@ def runtime_macs(graph_path: Path, model: Any, sample: np.ndarray) -> dict[str, 
     options.log_severity_level = 3
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.enable_profiling = True
-    options.profile_file_prefix = str(Path(graph_path).parent / ".lotus-macs")
-    session = ort.InferenceSession(str(graph_path), sess_options=options, providers=["CPUExecutionProvider"])
-    session.run(None, {"image": sample})
-    profile = Path(session.end_profiling())
-    events = json.loads(profile.read_text())
-    profile.unlink(missing_ok=True)
-    del session
+    with tempfile.TemporaryDirectory(prefix="lotus-macs-") as scratch:  # never in the (read-only) parent's folder
+        options.profile_file_prefix = str(Path(scratch) / "profile")
+        session = ort.InferenceSession(str(graph_path), sess_options=options, providers=["CPUExecutionProvider"])
+        session.run(None, {"image": sample})
+        events = json.loads(Path(session.end_profiling()).read_text())
+        del session
     macs: dict[str, int] = {}
     for event in events:
         args = event.get("args", {})
