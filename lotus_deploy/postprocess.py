@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, Any
 
 import numpy as np
 from PIL import Image
@@ -21,6 +20,7 @@ from .colormap import apply_spectral
 from .config import OutputMeaning
 from .errors import ArtifactExistsError, ConfigError, ShapeError
 from .preprocess import PreprocessInfo
+from .safe_io import atomic_write, ensure_folder
 
 RESAMPLE_MODES: dict[str, Image.Resampling] = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR}
 _NORM_EPS = 1e-12
@@ -125,20 +125,13 @@ def encode_png16(pixels: np.ndarray) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(raw, 6)) + _png_chunk(b"IEND", b"")
 
 
-def _write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _save_png(image: Image.Image) -> Callable[[BinaryIO], object]:
+def _save_png(image: Image.Image) -> Callable[[IO[Any]], object]:
     return lambda handle: image.save(handle, format="PNG")
+
+
+def output_names(stem: str) -> list[str]:
+    """The files one image's outputs are written to: ``.npy``, 16-bit PNG, color PNG."""
+    return [f"{stem}.npy", f"{stem}_16bit.png", f"{stem}_color.png"]
 
 
 def save_prediction(
@@ -148,7 +141,8 @@ def save_prediction(
 
     depth/disparity: H x W in [0, 1] (16-bit gray PNG; Spectral, reversed for disparity).
     normal: H x W x 3 in [-1, 1] (16-bit RGB PNG of (n + 1) / 2; 8-bit RGB of the same).
-    Nothing is written when any target exists and ``force`` is False.
+    Nothing is written when any target exists and ``force`` is False; files are published without
+    replacing anything then, so a concurrent writer of the same name makes this fail, not overwrite.
     """
     try:
         kind = OutputMeaning(meaning)
@@ -163,12 +157,12 @@ def save_prediction(
         raise ConfigError(f"output stem {stem!r} is not a plain file name", "pass the image's stem, e.g. Path(image).stem")
 
     out_dir = Path(out_dir)
-    targets = [out_dir / f"{stem}.npy", out_dir / f"{stem}_16bit.png", out_dir / f"{stem}_color.png"]
+    targets = [out_dir / name for name in output_names(stem)]
     if not force:
         for path in targets:
             if path.exists():
                 raise ArtifactExistsError(f"{path} already exists", "pass --force to overwrite it, or choose another output folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_folder(out_dir)
 
     if kind is OutputMeaning.NORMAL:
         png16 = encode_png16(normal_to_uint16(pred))
@@ -176,7 +170,7 @@ def save_prediction(
     else:
         png16 = encode_png16(depth_to_uint16(pred))
         color = Image.fromarray(colorize_depth(pred, reverse=kind is OutputMeaning.DISPARITY), mode="RGB")
-    _write_atomic(targets[0], lambda handle: np.save(handle, pred, allow_pickle=False))
-    _write_atomic(targets[1], lambda handle: handle.write(png16))
-    _write_atomic(targets[2], _save_png(color))
+    atomic_write(targets[0], lambda handle: np.save(handle, pred, allow_pickle=False), overwrite=force)
+    atomic_write(targets[1], lambda handle: handle.write(png16), overwrite=force)
+    atomic_write(targets[2], _save_png(color), overwrite=force)
     return targets

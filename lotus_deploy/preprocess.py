@@ -18,10 +18,39 @@ from .errors import ConfigError, InputImageError, NoImagesError, ShapeError
 IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 DEFAULT_PROCESSING_RES = 768
 DEFAULT_MULTIPLE = 64
+MAX_PROCESSING_RES = 4096
+# The graph input may hold at most this many pixels (4096 x 4096). Lotus-D's VAE decoder keeps 128
+# float32 channels per pixel at full resolution, so one such activation alone needs 512 bytes a pixel.
+MAX_GRAPH_PIXELS = 4096 * 4096
+_DECODER_BYTES_PER_PIXEL = 128 * 4
 RESAMPLE = Image.Resampling.BILINEAR  # area-aware when shrinking, like upstream's antialiased bilinear
 
-# Pillow raises all of these for unreadable, truncated or hostile files.
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
+
+def validate_processing_res(processing_res: object) -> int:
+    """``processing_res`` as an int: 0 (keep the size) or 1..MAX_PROCESSING_RES; one-line error otherwise."""
+    if not isinstance(processing_res, int) or isinstance(processing_res, bool):
+        raise ConfigError(f"processing resolution {processing_res!r} is not an integer", "pass a long-edge size in pixels, e.g. 768, or 0 to keep the size")
+    if processing_res < 0 or processing_res > MAX_PROCESSING_RES:
+        raise ConfigError(f"processing resolution {processing_res} is outside 0..{MAX_PROCESSING_RES}",
+                          f"pass a long-edge size from 1 to {MAX_PROCESSING_RES} (768 is the model's native size), or 0 to keep the image size")
+    return processing_res
+
+
+def check_graph_pixels(height: int, width: int) -> None:
+    """Refuse a graph input so large that running it would exhaust memory (and take the machine down)."""
+    pixels = height * width
+    if pixels > MAX_GRAPH_PIXELS:
+        need_gib = pixels * _DECODER_BYTES_PER_PIXEL / 2**30
+        raise ShapeError(f"a {height}x{width} graph input ({pixels / 1e6:.1f} MP) would need at least {need_gib:.1f} GiB for one "
+                         f"full-resolution VAE decoder activation; the limit is {MAX_GRAPH_PIXELS / 1e6:.1f} MP",
+                         "pass a smaller --processing-res (768 is the model's native size)")
+
+
+def set_max_image_pixels(pixels: int | None) -> None:
+    """Raise (or, with 0/None, lift) Pillow's decompression-bomb limit for this process."""
+    if pixels is not None and pixels < 0:
+        raise ConfigError(f"--max-image-pixels {pixels} is negative", "pass a pixel count, or 0 for no limit")
+    Image.MAX_IMAGE_PIXELS = pixels or None
 
 
 @dataclass(frozen=True)
@@ -61,9 +90,12 @@ def _pil_to_rgb(image: Image.Image) -> np.ndarray:
 
 
 def to_rgb_array(obj: np.ndarray | Image.Image) -> np.ndarray:
-    """An already-decoded image (uint8 array HxW, HxWx1/3/4, or a PIL image) as uint8 HxWx3."""
+    """An already-decoded image (uint8 array HxW, HxWx1/3/4, or a PIL image) as uint8 HxWx3.
+
+    A PIL image gets its EXIF orientation applied, exactly as :func:`load_image` does for a path.
+    """
     if isinstance(obj, Image.Image):
-        return _pil_to_rgb(obj)
+        return _pil_to_rgb(ImageOps.exif_transpose(obj))
     arr = np.asarray(obj)
     if arr.dtype != np.uint8:
         raise InputImageError(f"image array has dtype {arr.dtype}, expected uint8", "pass decoded 8-bit pixels (e.g. from load_image)")
@@ -86,7 +118,11 @@ def load_image(path: Path | str) -> np.ndarray:
             image.load()
             image = ImageOps.exif_transpose(image)
             return _pil_to_rgb(image)
-    except _DECODE_ERRORS as exc:
+    except Image.DecompressionBombError as exc:
+        raise InputImageError(f"cannot read image {path}: {exc}", "if you trust the file, raise the limit with --max-image-pixels N (0: none)") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many types for broken or hostile files; all mean "unreadable"
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputImageError(f"cannot read image {path}: {reason}", "check the file is a complete JPEG/PNG/BMP/WebP/TIFF image") from None
 
@@ -104,15 +140,22 @@ def _check_rgb(img: np.ndarray) -> None:
         raise ShapeError(f"expected a uint8 HxWx3 image, got {got}", "decode it with load_image or to_rgb_array first")
 
 
+def long_edge_size(height: int, width: int, processing_res: int) -> tuple[int, int]:
+    """(h, w) after scaling the long edge to ``processing_res`` (truncated as upstream does); <= 0 keeps it."""
+    if processing_res <= 0:
+        return height, width
+    scale = processing_res / max(height, width)
+    # int() truncation as upstream; max(1, ..) only guards degenerate slivers (upstream would crash).
+    return max(1, int(height * scale)), max(1, int(width * scale))
+
+
 def resize_long_edge(img: np.ndarray, processing_res: int) -> np.ndarray:
     """Resize so the long edge is ``processing_res`` (sizes truncated as upstream does); <= 0 keeps it."""
     _check_rgb(img)
     if processing_res <= 0:
         return img
-    h, w = img.shape[:2]
-    scale = processing_res / max(h, w)
-    # int() truncation as upstream; max(1, ..) only guards degenerate slivers (upstream would crash).
-    return _resize(img, max(1, int(w * scale)), max(1, int(h * scale)))
+    h, w = long_edge_size(img.shape[0], img.shape[1], processing_res)
+    return _resize(img, w, h)
 
 
 def fit_inside(img: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -155,8 +198,12 @@ def preprocess(
     """
     if multiple <= 0:
         raise ConfigError(f"multiple {multiple} is not positive", "use 64 (the graph's spatial multiple)")
+    validate_processing_res(processing_res)
     img = to_rgb_array(img_uint8_hwc)
     original = (int(img.shape[0]), int(img.shape[1]))
+    if graph_hw is None:  # before resizing: the size the graph would see
+        h, w = long_edge_size(*original, processing_res)
+        check_graph_pixels(_round_up(h, multiple), _round_up(w, multiple))
     img = resize_long_edge(img, processing_res)
     if graph_hw is None:
         target = (_round_up(img.shape[0], multiple), _round_up(img.shape[1], multiple))

@@ -6,7 +6,7 @@ import contextlib
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -37,3 +37,10 @@ def bar(items: Iterable[T], desc: str, total: int | None = None, disable: bool =
     from tqdm import tqdm
 
     return tqdm(items, desc=desc, total=total, disable=disable, file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
+def tqdm_counter(total: int, desc: str, disable: bool = False) -> Any:
+    """A manual tqdm bar on stderr (``.update(n)``), usable as a context manager."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, disable=disable, file=sys.stderr, leave=False, dynamic_ncols=True)

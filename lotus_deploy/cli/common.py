@@ -16,10 +16,15 @@ E = TypeVar("E", bound=enum.Enum)
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a reader that went away
 
 
-def run_main(body: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
-    """Parse ``argv``, run ``body``; LotusError -> one line on stderr and exit code 2 (no traceback)."""
+def run_main(body: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser, argv: Sequence[str] | None,
+             interrupted: str = "interrupted; nothing was published") -> int:
+    """Parse ``argv``, run ``body``; LotusError -> one line on stderr and exit code 2 (no traceback).
+
+    ``interrupted`` is what Ctrl-C prints: each command says truthfully what it leaves behind.
+    """
     args = parser.parse_args(argv)
     _quiet_third_party()
     try:
@@ -28,8 +33,39 @@ def run_main(body: Callable[[argparse.Namespace], int], parser: argparse.Argumen
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted; nothing was published", file=sys.stderr)
+        print(f"{parser.prog}: {interrupted}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of our stdout went away (``lotus-inspect ... | head``): stop quietly, like other tools.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def warn(prog: str, message: str) -> None:
+    """One line on stderr for something worth knowing that is not an error."""
+    print(f"{prog}: warning: {message}", file=sys.stderr)
+
+
+def warn_unused(parser: argparse.ArgumentParser, args: argparse.Namespace, names: Sequence[str], why: str) -> None:
+    """Warn (never fail: scripts pass one set of flags to several engines) about flags set but unused here."""
+    given = [name for name in names if getattr(args, name, None) != parser.get_default(name)]
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        warn(parser.prog, f"{flags} {'has' if len(given) == 1 else 'have'} no effect {why}")
+
+
+def processing_res_arg(text: str) -> int:
+    """argparse ``type=`` for --processing-res: 0 (keep the size) or 1..MAX_PROCESSING_RES."""
+    from ..errors import ConfigError
+    from ..preprocess import validate_processing_res
+
+    try:
+        return validate_processing_res(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def print_export_summary(result: Any, config: Any, **extra: object) -> None:
@@ -45,16 +81,22 @@ def add_runtime_arguments(p: argparse.ArgumentParser, batch_default: int, batch_
     from pathlib import Path
 
     from ..config import DEFAULT_PROCESSING_RES, Task
+    from ..preprocess import MAX_PROCESSING_RES
 
     p.add_argument("-a", "--artifact", type=Path, help="artifact folder from lotus-export (required except for --backend torch with --model)")
     p.add_argument("-o", "--output", type=Path, default=Path("outputs"), help="output folder (default: %(default)s)")
     p.add_argument("--backend", default="onnxruntime", help="onnxruntime (default), torch, or another registered backend")
     p.add_argument("--model", help="checkpoint for --backend torch without an artifact (hub id, folder, builtin:NAME)")
     p.add_argument("--task", type=enum_choice(Task), help="task for --model when it cannot be inferred")
-    p.add_argument("--processing-res", type=int, default=DEFAULT_PROCESSING_RES, help="resize the long edge to this before padding; 0 keeps the size (default %(default)s)")
+    p.add_argument("--processing-res", type=processing_res_arg, default=DEFAULT_PROCESSING_RES,
+                   help=f"resize the long edge to this before padding, 1..{MAX_PROCESSING_RES}; 0 keeps the size (default %(default)s)")
     p.add_argument("--resample", choices=("nearest", "bilinear"), default="nearest", help="how to resize outputs back to the input size (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=batch_default, help=f"{batch_help} (default %(default)s)")
-    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    existing = p.add_mutually_exclusive_group()
+    existing.add_argument("--force", action="store_true", help="overwrite existing outputs of the same name (other files are never touched)")
+    existing.add_argument("--resume", action="store_true", help="skip inputs whose outputs all exist (finish an interrupted run)")
+    p.add_argument("--fail-fast", action="store_true", help="stop at the first unreadable input (default: report it, go on, exit 2 at the end)")
+    p.add_argument("--max-image-pixels", type=int, help="raise Pillow's decompression-bomb limit to this many pixels (0: no limit)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

@@ -9,19 +9,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from ..artifacts import Artifact, open_artifact
 from ..config import DEFAULT_PROCESSING_RES, OutputMeaning, Task
 from ..contract import GraphShape
-from ..errors import ConfigError
+from ..errors import ConfigError, LotusError
 from ..postprocess import crop_and_resize, decode_depth, decode_normal, save_prediction
-from ..preprocess import PreprocessInfo, load_image, preprocess, to_rgb_array
+from ..preprocess import PreprocessInfo, load_image, preprocess, to_rgb_array, validate_processing_res
 from .base import Backend, load_backend
 
 ImageLike = Any  # path, numpy uint8 HxWx3 / HxW / HxWx4, or PIL image
+K = TypeVar("K")
 
 
 @dataclass
@@ -49,10 +50,13 @@ class DepthEstimator:
                  check_hashes: bool = True, **backend_options: Any) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch size {batch_size} is not positive", "use 1 or more")
+        validate_processing_res(processing_res)
+        self._closed = True  # until the backend is loaded: close() then has nothing to release
         if isinstance(artifact, (str, Path)):
             artifact = open_artifact(artifact, check_hashes=check_hashes)
         self.artifact = artifact
         self.backend: Backend = load_backend(backend, artifact, **backend_options)
+        self._closed = False
         self.task: Task = self.backend.task
         self.shape: GraphShape = self.backend.shape
         if artifact is not None:
@@ -78,7 +82,7 @@ class DepthEstimator:
         """[C,H,W] graph output -> Prediction at the original image size."""
         restored = crop_and_resize(output, info, resample=self.resample)
         if self.task is Task.NORMAL:
-            values = decode_normal(restored, renormalize=self.resample != "nearest")
+            values = decode_normal(restored, renormalize=True)  # unit normals whatever the resampling
         else:
             values = decode_depth(restored)
         return Prediction(values=values, meaning=self.meaning, info=info, source=source)
@@ -92,29 +96,63 @@ class DepthEstimator:
         return self.backend.run(batch)
 
     def predict(self, image: ImageLike) -> Prediction:
+        self._check_open()
         tensor, info = self.prepare(image)
         return self.finish(self.run_tensor(tensor)[0], info, source=str(image) if isinstance(image, (str, Path)) else "")
 
     def predict_many(self, images: Iterable[ImageLike]) -> Iterator[Prediction]:
-        """Predictions in input order; consecutive images of the same padded size share a batch."""
-        pending: list[tuple[np.ndarray, PreprocessInfo, str]] = []
-        for image in images:
-            tensor, info = self.prepare(image)
+        """Predictions in input order; consecutive images of the same padded size share a batch.
+
+        The first unreadable image raises its error, after every earlier image's prediction.
+        """
+        for _, result in self.predict_each((index, image) for index, image in enumerate(images)):
+            if isinstance(result, LotusError):
+                raise result
+            yield result
+
+    def predict_each(self, items: Iterable[tuple[K, ImageLike]]) -> Iterator[tuple[K, Prediction | LotusError]]:
+        """``(key, image)`` pairs → ``(key, prediction)`` in input order, batching like ``predict_many``.
+
+        An image that cannot be read, or a batch the backend refuses, yields ``(key, error)`` in its
+        place and the run goes on: one bad file never costs the others their results.
+        """
+        self._check_open()
+        pending: list[tuple[np.ndarray, PreprocessInfo, str, K]] = []
+        for key, image in items:
+            try:
+                tensor, info = self.prepare(image)
+            except LotusError as exc:
+                yield from self._flush(pending)
+                pending = []
+                yield key, exc
+                continue
             name = str(image) if isinstance(image, (str, Path)) else ""
             if pending and (tensor.shape != pending[0][0].shape or len(pending) >= self.batch_size):
                 yield from self._flush(pending)
                 pending = []
-            pending.append((tensor, info, name))
-        if pending:
-            yield from self._flush(pending)
+            pending.append((tensor, info, name, key))
+        yield from self._flush(pending)
 
-    def _flush(self, pending: Sequence[tuple[np.ndarray, PreprocessInfo, str]]) -> Iterator[Prediction]:
-        outputs = self.run_tensor(np.concatenate([t for t, _, _ in pending], axis=0))
-        for output, (_, info, name) in zip(outputs, pending, strict=True):
-            yield self.finish(output, info, source=name)
+    def _flush(self, pending: Sequence[tuple[np.ndarray, PreprocessInfo, str, K]]) -> Iterator[tuple[K, Prediction | LotusError]]:
+        if not pending:
+            return
+        try:
+            outputs = self.run_tensor(np.concatenate([t for t, _, _, _ in pending], axis=0))
+        except LotusError as exc:
+            for *_, key in pending:
+                yield key, exc
+            return
+        for output, (_, info, name, key) in zip(outputs, pending, strict=True):
+            yield key, self.finish(output, info, source=name)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConfigError("this DepthEstimator is closed", "create a new DepthEstimator (or use it inside its `with` block)")
 
     def close(self) -> None:
-        self.backend.close()
+        if not self._closed:
+            self._closed = True
+            self.backend.close()
 
     def __enter__(self) -> DepthEstimator:
         return self
