@@ -13,7 +13,7 @@ up front; a read failure before that count is a failed frame, and the source kee
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,7 @@ import numpy as np
 
 from .deps import require
 from .errors import ConfigError, LotusError
+from .safe_io import FILE_MODE, ensure_folder, publish_file
 
 VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
 DEFAULT_FOURCC = "mp4v"
@@ -127,8 +128,9 @@ class FrameSource:
 class VideoWriter:
     """Write RGB uint8 frames to a video, atomically: a hidden temporary file renamed on success.
 
-    An interrupted or failed run leaves no half-written file under the final name. The frame size
-    is fixed by the first frame; odd sizes are padded by one edge pixel (most codecs need even sizes).
+    An interrupted or failed run leaves no half-written file under the final name, and nothing at
+    all (no folder, no temporary) before the first frame. The frame size is fixed by the first
+    frame; odd sizes are padded by one edge pixel (most codecs need even sizes).
     """
 
     def __init__(self, path: Path | str, fps: float, fourcc: str = DEFAULT_FOURCC, force: bool = False) -> None:
@@ -139,13 +141,11 @@ class VideoWriter:
             raise ConfigError(f"fourcc {fourcc!r} is not four characters", f"use {DEFAULT_FOURCC}")
         self.fps = float(fps)
         self.fourcc = fourcc
+        self.force = force
         self.frames = 0
         self._writer: Any = None
         self._size: tuple[int, int] | None = None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix or ".mp4", dir=self.path.parent)
-        os.close(fd)
-        self._tmp = Path(tmp)
+        self._tmp = self.path.parent / f".{self.path.stem}.{uuid.uuid4().hex[:12]}{self.path.suffix or '.mp4'}"
 
     def write(self, rgb: np.ndarray) -> None:
         cv2 = _cv2()
@@ -153,8 +153,11 @@ class VideoWriter:
         h, w = frame.shape[:2]
         size = (w + w % 2, h + h % 2)
         if self._writer is None:
+            ensure_folder(self.path.parent)
             self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, size)
             if not self._writer.isOpened():
+                self._writer = None
+                self._tmp.unlink(missing_ok=True)
                 raise VideoError(f"OpenCV cannot write {self.fourcc} video to {self.path}", f"try --fourcc {DEFAULT_FOURCC} and an .mp4/.avi name")
             self._size = size
         elif size != self._size:
@@ -170,8 +173,8 @@ class VideoWriter:
             self._writer.release()
             self._writer = None
         if publish and self.frames:
-            os.chmod(self._tmp, 0o644)
-            os.replace(self._tmp, self.path)
+            os.chmod(self._tmp, FILE_MODE)
+            publish_file(self._tmp, self.path, overwrite=self.force)
             return self.path
         self._tmp.unlink(missing_ok=True)
         return None

@@ -74,13 +74,13 @@ class _FakeEstimator:
     meaning = OutputMeaning.DEPTH
     processing_res = 0
 
-    def predict_many(self, images: list[np.ndarray]) -> Iterator[object]:
+    def predict_each(self, items: Iterator[tuple[int, np.ndarray]]) -> Iterator[tuple[int, object]]:
         class P:
             def __init__(self, values: np.ndarray) -> None:
                 self.values = values
 
-        for image in images:
-            yield P(image[..., 0].astype(np.float32) / 255.0 * 0.5 + 0.25)
+        for key, image in items:
+            yield key, P(image[..., 0].astype(np.float32) / 255.0 * 0.5 + 0.25)
 
 
 class _FlakySource:

@@ -8,8 +8,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..deps import require_all
 from ..errors import ConfigError
-from .common import add_runtime_arguments, run_main
+from .common import EXIT_INTERRUPTED, add_runtime_arguments, run_main, warn_unused
 
 
 def add_video_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,7 +46,9 @@ def run_video(args: argparse.Namespace) -> int:
     if args.camera is not None and inputs:
         raise ConfigError("both --camera and input files given", "run a camera or files, not both")
     if args.camera is None and len(inputs) != 1:
-        raise ConfigError(f"{len(inputs)} video inputs given", "pass exactly one video file (run once per video), or --camera N")
+        got = "no video given" if not inputs else f"{len(inputs)} inputs given ({', '.join(str(p) for p in inputs[:3])})"
+        raise ConfigError(got, "pass exactly one video file (run once per video), or --camera N")
+    require_all(["cv2"], "reading videos and cameras")  # before the model is loaded
     source: Path | int = args.camera if args.camera is not None else inputs[0]
     options = VideoOptions(max_frames=args.max_frames, batch_size=args.batch_size, align=args.align, window=args.window,
                            save_frames=not args.no_frames, fourcc=args.fourcc, force=args.force, quiet=args.quiet)
@@ -54,13 +57,27 @@ def run_video(args: argparse.Namespace) -> int:
                                resample=args.resample, batch_size=args.batch_size, **backend_options)
     with estimator:
         summary = run_depth_video(estimator, source, args.output, options)
-    keys = ("source", "frames_processed", "failed_frames", "nonfinite_frames", "stop_reason", "video", "fps_processed")
-    print(json.dumps({k: summary[k] for k in keys} | {"summary": str(Path(args.output) / "summary.json")}), file=sys.stdout)
+    keys = ("source", "frames_read", "frames_processed", "failed_frames", "pending_at_interrupt", "nonfinite_frames", "stop_reason", "video", "fps_processed")
+    summary_path = Path(args.output) / "summary.json"
+    print(json.dumps({k: summary[k] for k in keys} | {"summary": str(summary_path)}), file=sys.stdout)
+    if summary["interrupted"]:
+        print(f"lotus-video: interrupted: {summary['frames_processed']} frame(s) written and kept, "
+              f"{summary['pending_at_interrupt']['count']} read but not written; see {summary_path}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 
+IMAGE_ONLY_FLAGS = ("resume", "fail_fast", "max_image_pixels")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_main(run_video, build_parser(), argv)
+    parser = build_parser()
+
+    def body(args: argparse.Namespace) -> int:
+        warn_unused(parser, args, IMAGE_ONLY_FLAGS, "for a video or camera")
+        return run_video(args)
+
+    return run_main(body, parser, argv, interrupted="interrupted before the first frame; nothing was written")
 
 
 if __name__ == "__main__":
