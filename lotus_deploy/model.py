@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .builtin_models import BUILTIN_PREFIX, builtin_names, builtin_path
+from .builtin_models import BUILTIN_PREFIX, builtin_names, builtin_path, is_builtin_folder
 from .config import Task
 from .errors import CheckpointError
 
@@ -44,6 +44,13 @@ def task_embedding() -> list[float]:
     """``cat([sin([1,0]), cos([1,0])])`` = [sin 1, 0, cos 1, 1]."""
     a, b = ANNOTATION_SWITCH
     return [math.sin(a), math.sin(b), math.cos(a), math.cos(b)]
+
+
+def repair_hint(folder: Path) -> str:
+    """How to repair a broken checkpoint folder: a generated built-in one is deleted and rebuilt, a real one re-downloaded."""
+    if is_builtin_folder(folder):
+        return f"delete {folder}: the built-in model is generated again on next use"
+    return "re-download the checkpoint"
 
 
 def resolve_checkpoint(model: str) -> Path:
@@ -93,7 +100,7 @@ def _read_config(folder: Path, component: str) -> dict[str, Any]:
     try:
         data: dict[str, Any] = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path} is not valid JSON ({exc.msg})", "re-download the checkpoint") from None
+        raise CheckpointError(f"{path} is not valid JSON ({exc.msg})", repair_hint(folder)) from None
     return data
 
 
@@ -146,7 +153,7 @@ def load_checkpoint(model: str) -> LoadedCheckpoint:
         text_encoder = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", torch_dtype=torch.float32)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise CheckpointError(f"could not load the checkpoint in {folder}: {first}", "check that the weights files are complete (re-download)") from None
+        raise CheckpointError(f"could not load the checkpoint in {folder}: {first}", f"check that the weights files are complete; {repair_hint(folder)}") from None
     ids = tokenizer("", padding="do_not_pad", return_tensors="pt").input_ids
     with torch.no_grad():
         prompt_embeds = text_encoder(ids)[0].float()

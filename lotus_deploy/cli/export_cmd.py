@@ -6,8 +6,8 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..config import DEFAULT_MODEL, DEFAULT_OPSET, EngineKind, ExportConfig, OutputMeaning, Task, infer_task
-from .common import enum_choice, print_export_summary, run_main
+from ..config import DEFAULT_MODEL, DEFAULT_OPSET, EngineKind, ExportConfig, OutputMeaning, Precision, Task, infer_task
+from .common import enum_choice, print_export_summary, run_main, warn_unused
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,9 +64,25 @@ def config_from_args(args: argparse.Namespace) -> ExportConfig:
     )
 
 
-def _body(args: argparse.Namespace) -> int:
+PRECISION_FLAGS = ("calib_dir", "eval_dir", "calib_count", "calib_size", "accuracy_target")
+TENSORRT_FLAGS = ("dynamic_profile", "max_height", "max_width", "max_batch", "workspace_gib", "builder_optimization_level", "timing_cache")
+
+
+def warn_ignored_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """One warning line per group of flags that do nothing for the chosen --engine (never an error)."""
+    engine: EngineKind = args.engine
+    if engine.precision is Precision.FP32:
+        warn_unused(parser, args, PRECISION_FLAGS, f"with --engine {engine.value} (they apply to onnx-fp16/onnx-int8 and trt-fp16/trt-int8)")
+    if not engine.is_tensorrt:
+        warn_unused(parser, args, TENSORRT_FLAGS, f"with --engine {engine.value} (they apply to trt-* engines)")
+    if not args.parity:
+        warn_unused(parser, args, ("parity_images", "parity_size", "atol"), "with --no-parity")
+
+
+def _body(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..pipeline import run_export
 
+    warn_ignored_flags(parser, args)
     config = config_from_args(args)
     result = run_export(config, quiet=args.quiet)
     print_export_summary(result, config, output_meaning=config.meaning.value)
@@ -74,7 +90,8 @@ def _body(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_main(_body, build_parser(), argv)
+    parser = build_parser()
+    return run_main(lambda args: _body(args, parser), parser, argv)
 
 
 if __name__ == "__main__":
