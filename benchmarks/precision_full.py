@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lotus_deploy.artifacts import open_artifact, tool_versions
-from lotus_deploy.config import EngineKind, ExportConfig
+from lotus_deploy.core.artifacts import open_artifact, tool_versions
+from lotus_deploy.core.config import EngineKind, ExportConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAME = "precision_full_256"

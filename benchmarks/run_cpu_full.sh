@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the committed CPU tables in benchmarks/results/ (builtin:full, batch 1).
 # Needs: pip install -e ".[export,ort,bench]"; ~16 GB free RAM; about 35 + 5 minutes on a 2-core CPU.
-# The photos are DESIGN.md §5's ../shared/data/images; without them lotus-bench uses synthetic images.
+# The photos are ../shared/data/images (beside the checkout); without them lotus-bench uses synthetic images.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IMAGES=${IMAGES:-../shared/data/images}

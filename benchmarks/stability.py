@@ -29,7 +29,7 @@ STREET = ROOT.parent / "shared" / "data" / "videos" / "street.mp4"
 
 
 def _flicker_block(raw: list[np.ndarray], images: list[np.ndarray]) -> dict[str, object]:
-    from lotus_deploy.temporal import align_sequence, flicker_metrics
+    from lotus_deploy.stream.temporal import align_sequence, flicker_metrics
 
     out: dict[str, object] = {"raw": flicker_metrics(raw, images).to_json()}
     for window in (1, 3):
@@ -43,9 +43,9 @@ def _flicker_block(raw: list[np.ndarray], images: list[np.ndarray]) -> dict[str,
 
 
 def video_flicker(artifact: Path, video: Path, processing_res: int, max_frames: int | None, scratch: Path) -> dict[str, object]:
-    from lotus_deploy.depth_video import VideoOptions, run_depth_video
     from lotus_deploy.runtime.estimator import DepthEstimator
-    from lotus_deploy.video import read_video_frames
+    from lotus_deploy.stream.depth_video import VideoOptions, run_depth_video
+    from lotus_deploy.stream.video import read_video_frames
 
     with DepthEstimator(artifact, processing_res=processing_res, batch_size=4) as est:
         summary = run_depth_video(est, video, scratch / "street", VideoOptions(max_frames=max_frames, batch_size=4, force=True, quiet=True))
@@ -72,7 +72,7 @@ def synthetic_flicker() -> dict[str, object]:
 
 
 def metric_fit() -> dict[str, object]:
-    from lotus_deploy.metric import SparsePoints, fit_metric, sample
+    from lotus_deploy.stream.metric import SparsePoints, fit_metric, sample
     from lotus_deploy.synthetic import affine_prediction, scene_depth, sparse_points
 
     truth = scene_depth(240, 320)
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     import datetime as dt
 
-    from lotus_deploy.artifacts import write_json_atomic
+    from lotus_deploy.core.artifacts import write_json_atomic
 
     scratch = ROOT / "benchmarks" / "scratch" / "stability"
     scratch.mkdir(parents=True, exist_ok=True)
@@ -163,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.video.is_file():
         artifact = args.artifact
         if artifact is None:
-            from lotus_deploy.config import ExportConfig
-            from lotus_deploy.export import export_onnx
+            from lotus_deploy.core.config import ExportConfig
+            from lotus_deploy.export.fused import export_onnx
 
             artifact = scratch / "tiny"
             if not (artifact / "manifest.json").is_file():

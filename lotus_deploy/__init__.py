@@ -6,6 +6,6 @@ imported lazily by the modules that use them.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from .core.version import __version__
 
 __all__ = ["__version__"]

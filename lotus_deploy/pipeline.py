@@ -8,26 +8,15 @@ existing one is reused when its manifest shows the same source and settings.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
 
-from .artifacts import Artifact, check_artifact_output, holds_artifact, open_artifact
-from .config import EngineKind, ExportConfig, Precision
-from .deps import require_all
-from .errors import ConfigError
-from .export import ExportResult, export_onnx
-from .safe_io import publish_lock
-
-# engine -> "module:function(parent: Artifact, config: ExportConfig, quiet: bool) -> ExportResult"
-_STAGES: dict[EngineKind, str] = {
-    EngineKind.ONNX_FP16: "lotus_deploy.precision:export_fp16",
-    EngineKind.ONNX_INT8: "lotus_deploy.precision:export_int8",
-    EngineKind.TRT_FP32: "lotus_deploy.trt_build:build_engine_artifact",
-    EngineKind.TRT_FP16: "lotus_deploy.trt_build:build_engine_artifact",
-    EngineKind.TRT_INT8: "lotus_deploy.trt_build:build_engine_artifact",
-}
+from .core.artifacts import Artifact, check_artifact_output, holds_artifact, open_artifact
+from .core.config import EngineKind, ExportConfig, Precision
+from .core.deps import require_all
+from .core.errors import ConfigError
+from .core.results import ExportResult
+from .core.safe_io import publish_lock
+from .export.fused import export_onnx
 
 
 def parent_config(config: ExportConfig) -> ExportConfig:
@@ -74,10 +63,22 @@ def ensure_artifact(config: ExportConfig, quiet: bool = False, rebuild_mismatche
     return open_artifact(result.folder, check_hashes=False)
 
 
-def _stage(engine: EngineKind) -> Callable[[Artifact, ExportConfig, bool], ExportResult]:
-    module_name, _, attr = _STAGES[engine].partition(":")
-    function: Callable[[Artifact, ExportConfig, bool], ExportResult] = getattr(importlib.import_module(module_name), attr)
-    return function
+def run_stage(parent: Artifact, config: ExportConfig, quiet: bool = False) -> ExportResult:
+    """Make ``config.engine`` from its ``parent`` artifact (fp16/int8 graph, or a TensorRT engine with its parity check)."""
+    if config.engine is EngineKind.ONNX_FP16:
+        from .precision import export_fp16
+
+        return export_fp16(parent, config, quiet)
+    if config.engine is EngineKind.ONNX_INT8:
+        from .precision import export_int8
+
+        return export_int8(parent, config, quiet)
+    if config.engine.is_tensorrt:
+        from .runtime.engine_parity import engine_parity
+        from .tensorrt.build import build_engine_artifact
+
+        return build_engine_artifact(parent, config, quiet, check=engine_parity)
+    raise ConfigError(f"{config.engine.value} is not made from a parent artifact", "use run_export")
 
 
 EXPORT_MODULES = ("torch", "diffusers", "transformers", "onnx", "onnxslim")
@@ -108,7 +109,7 @@ def run_export(config: ExportConfig, quiet: bool = False) -> ExportResult:
         if config.engine is EngineKind.ONNX:
             return export_onnx(config, quiet=quiet)
         if config.engine.is_tensorrt:
-            from .trt_build import preflight
+            from .tensorrt.build import preflight
 
             preflight(config)  # TensorRT, CUDA and the profile settings usable? (before building any parent)
         if config.engine.precision is not Precision.FP32:
@@ -116,10 +117,4 @@ def run_export(config: ExportConfig, quiet: bool = False) -> ExportResult:
 
             validate_inputs(config)  # --calib-dir / --eval-dir readable? (before building any parent)
         parent = ensure_artifact(parent_config(config), quiet=quiet, rebuild_mismatched=config.force)
-        stage = _stage(config.engine)
-        return stage(parent, config, quiet)
-
-
-def describe(result: ExportResult) -> dict[str, Any]:
-    """Short summary for printing."""
-    return {"folder": str(result.folder), "engine": result.manifest.get("engine"), "parity": None if result.parity is None else result.parity.summary()}
+        return run_stage(parent, config, quiet)

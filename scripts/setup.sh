@@ -33,6 +33,6 @@ if [ -n "$torch_spec" ]; then
 fi
 python -m pip install -q -e ".[export,ort,bench,dev,video,precision]" -c constraints.txt
 # TensorRT type stubs (10.x) for scripts/typecheck.sh. --no-deps: with its dependencies it would pull
-# TensorRT's native libraries, which cannot load on a machine without TensorRT (DESIGN.md §2).
+# TensorRT's native libraries, which cannot load on a machine without TensorRT (docs/tensorrt.md).
 python -m pip install -q --no-deps tensorrt-stubs==10.13.0.35.1
 echo "setup: ready; activate with: . $venv/bin/activate"

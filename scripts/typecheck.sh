@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # mypy over the whole lotus_deploy package, with TensorRT calls checked against tensorrt-stubs (10.x).
 # Installs nothing: needs `mypy` and `tensorrt-stubs` (pip install --no-deps tensorrt-stubs; with its
-# dependencies it would pull TensorRT's native libraries). Recipe: DESIGN.md §2.
+# dependencies it would pull TensorRT's native libraries). Recipe: docs/tensorrt.md.
 # The stubs are copied into the git-ignored .typecheck/stubs/ and two syntax slips in them are patched
 # there (parameters named `in`, and a parameter without a default after defaulted ones in add_scale_nd).
 # Exits non-zero on any type error.

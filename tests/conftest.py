@@ -22,8 +22,8 @@ def shared_images() -> Path:
 @pytest.fixture(scope="session")
 def tiny_depth_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """builtin:tiny exported once per session as a dynamic fp32 depth graph (parity checked)."""
-    from lotus_deploy.config import ExportConfig
-    from lotus_deploy.export import export_onnx
+    from lotus_deploy.core.config import ExportConfig
+    from lotus_deploy.export.fused import export_onnx
 
     out = tmp_path_factory.mktemp("artifacts") / "tiny-depth-onnx"
     export_onnx(ExportConfig(model="builtin:tiny", output=out), quiet=True)

@@ -1,6 +1,6 @@
 """Make Lotus-D checkpoints the project has never seen, and an independent float64 reference.
 
-The reference is written from DESIGN.md §1 directly against diffusers/transformers components, not
+The reference is written from docs/model.md directly against diffusers/transformers components, not
 through ``lotus_deploy.model``, so that an export can be held against something it did not build.
 """
 
@@ -18,7 +18,7 @@ def make_unseen_checkpoint(folder: Path, seed: int = 123) -> Path:
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from lotus_deploy.builtin_models import _write_tokenizer
+    from lotus_deploy.model.builtin import _write_tokenizer
 
     torch.manual_seed(seed)
     vocab = _write_tokenizer(folder / "tokenizer")
@@ -40,7 +40,7 @@ def make_unseen_checkpoint(folder: Path, seed: int = 123) -> Path:
 
 
 def independent_reference(folder: Path, images: np.ndarray, task: str) -> np.ndarray:
-    """DESIGN.md §1 step by step, everything in float64 (text encoder included)."""
+    """docs/model.md step by step, everything in float64 (text encoder included)."""
     import torch
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer

@@ -19,9 +19,9 @@ pytest.importorskip("onnxruntime", reason="the ort extra is not installed")
 
 from fs_helpers import REPO, make_messy_tree, read_only, run_cli, snapshot  # noqa: E402
 
-from lotus_deploy.artifacts import MANIFEST, check_artifact_output, foreign_entries, holds_artifact, open_artifact  # noqa: E402
-from lotus_deploy.errors import ArtifactError, ArtifactExistsError, OutputPathError  # noqa: E402
-from lotus_deploy.safe_io import lock_path, publish_lock  # noqa: E402
+from lotus_deploy.core.artifacts import MANIFEST, check_artifact_output, foreign_entries, holds_artifact, open_artifact  # noqa: E402
+from lotus_deploy.core.errors import ArtifactError, ArtifactExistsError, OutputPathError  # noqa: E402
+from lotus_deploy.core.safe_io import lock_path, publish_lock  # noqa: E402
 
 
 def _one_line_error(result: subprocess.CompletedProcess[str], prog: str) -> str:
@@ -64,7 +64,7 @@ def test_build_refuses_a_folder_that_is_not_an_artifact(tiny_depth_onnx: Path, t
 
 
 def test_precision_stage_refuses_a_folder_that_is_not_an_artifact(tiny_depth_onnx: Path, tmp_path: Path) -> None:
-    from lotus_deploy.config import EngineKind, ExportConfig
+    from lotus_deploy.core.config import EngineKind, ExportConfig
     from lotus_deploy.precision import export_int8
 
     target = tmp_path / "mine"
@@ -183,8 +183,8 @@ def test_every_file_written_follows_the_umask(tmp_path: Path) -> None:
 def test_int8_from_a_read_only_parent_writes_nothing_into_it(tiny_depth_onnx: Path, tmp_path: Path) -> None:
     from PIL import Image
 
-    from lotus_deploy.config import EngineKind, ExportConfig
-    from lotus_deploy.parity_inputs import synthetic_images
+    from lotus_deploy.core.config import EngineKind, ExportConfig
+    from lotus_deploy.export.parity_inputs import synthetic_images
     from lotus_deploy.precision import export_int8
 
     parent = tmp_path / "store" / "fp32"
@@ -239,8 +239,8 @@ def test_malformed_manifests_fail_in_one_line(tiny_depth_onnx: Path, tmp_path: P
 
 def test_truncated_split_graph_fails_verification(tmp_path: Path) -> None:
     art = tmp_path / "art"
-    from lotus_deploy.config import ExportConfig
-    from lotus_deploy.export import export_onnx
+    from lotus_deploy.core.config import ExportConfig
+    from lotus_deploy.export.fused import export_onnx
 
     export_onnx(ExportConfig(model="builtin:tiny", output=art, split=True, parity=False), quiet=True)
     open_artifact(art)
@@ -263,6 +263,6 @@ def test_output_that_cannot_be_created_is_a_one_line_error(tmp_path: Path) -> No
         line = _one_line_error(result, "lotus-export")
     assert str(locked) in line
     with pytest.raises(OutputPathError):
-        from lotus_deploy.safe_io import check_writable_folder
+        from lotus_deploy.core.safe_io import check_writable_folder
 
         check_writable_folder(tmp_path / "file")

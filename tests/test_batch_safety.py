@@ -16,9 +16,9 @@ pytest.importorskip("onnxruntime", reason="the ort extra is not installed")
 from fs_helpers import read_only, snapshot  # noqa: E402
 
 from lotus_deploy.cli import infer_cmd  # noqa: E402
-from lotus_deploy.errors import ConfigError, InputImageError, NoImagesError, ShapeError  # noqa: E402
-from lotus_deploy.input_plan import plan_inputs  # noqa: E402
-from lotus_deploy.preprocess import MAX_GRAPH_PIXELS, load_image, preprocess, set_max_image_pixels  # noqa: E402
+from lotus_deploy.core.errors import ConfigError, InputImageError, NoImagesError, ShapeError  # noqa: E402
+from lotus_deploy.image.input_plan import plan_inputs  # noqa: E402
+from lotus_deploy.image.preprocess import MAX_GRAPH_PIXELS, load_image, preprocess, set_max_image_pixels  # noqa: E402
 from lotus_deploy.runtime import DepthEstimator  # noqa: E402
 
 RES = "64"
@@ -171,8 +171,8 @@ def test_existing_outputs_are_refused_unless_force_or_resume(tiny_depth_onnx: Pa
 
 
 def test_same_run_never_overwrites_its_own_output(tiny_depth_onnx: Path, tmp_path: Path) -> None:
-    from lotus_deploy.batch_infer import _save
-    from lotus_deploy.input_plan import PlannedInput
+    from lotus_deploy.image.input_plan import PlannedInput
+    from lotus_deploy.runtime.batch import _save
 
     with DepthEstimator(tiny_depth_onnx, processing_res=64) as est:
         prediction = est.predict(np.zeros((20, 30, 3), np.uint8))
@@ -291,8 +291,8 @@ def test_one_video_among_images_gets_an_accurate_message(tiny_depth_onnx: Path, 
 
 
 def test_normals_are_unit_vectors_with_either_resampling(tmp_path: Path) -> None:
-    from lotus_deploy.config import ExportConfig, Task
-    from lotus_deploy.export import export_onnx
+    from lotus_deploy.core.config import ExportConfig, Task
+    from lotus_deploy.export.fused import export_onnx
 
     art = tmp_path / "normal"
     export_onnx(ExportConfig(model="builtin:tiny", task=Task.NORMAL, output=art, parity=False), quiet=True)

@@ -121,8 +121,8 @@ def test_render_rewrites_markdown_and_chart_from_json(tmp_path, capsys):
 
 
 def test_plan_labels_two_artifacts_of_the_same_precision_apart(tmp_path):
-    from lotus_deploy.artifacts import Artifact
     from lotus_deploy.bench.plan import plan
+    from lotus_deploy.core.artifacts import Artifact
 
     def artifact(name):
         return Artifact(folder=tmp_path / name, manifest={"kind": "onnx", "task": "depth", "precision": "fp32", "source": {"model": "builtin:tiny"}})

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from lotus_checkpoints import make_unseen_checkpoint, put_in_hf_cache
 
-from lotus_deploy.artifacts import ONNX_DATA, open_artifact
 from lotus_deploy.cli import export_cmd, infer_cmd
-from lotus_deploy.errors import ArtifactError
+from lotus_deploy.core.artifacts import ONNX_DATA, open_artifact
+from lotus_deploy.core.errors import ArtifactError
 
 
 def _one_line_error(capsys: pytest.CaptureFixture[str], *needles: str) -> str:

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from fs_helpers import REPO, snapshot
 
-from lotus_deploy import deps
 from lotus_deploy.cli import bench_cmd, export_cmd
+from lotus_deploy.core import deps
 
 
 def _user_files(folder: Path) -> dict[str, str]:
@@ -43,7 +43,7 @@ def test_lotus_bench_keeps_every_file_already_in_its_output(tiny_depth_onnx: Pat
 def test_lotus_video_keeps_every_file_already_in_its_output(tiny_depth_onnx: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("cv2", reason="the video extra is not installed")
     from lotus_deploy.cli import video_cmd
-    from lotus_deploy.video import VideoWriter
+    from lotus_deploy.stream.video import VideoWriter
 
     clip = tmp_path / "clip.mp4"
     with VideoWriter(clip, fps=5) as writer:
@@ -99,8 +99,8 @@ def test_inspect_into_a_closed_pipe_has_no_traceback(tiny_depth_onnx: Path) -> N
 
 
 def test_a_broken_builtin_model_says_how_to_regenerate_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lotus_deploy.builtin_models import cache_root
-    from lotus_deploy.model import repair_hint
+    from lotus_deploy.core.cache import cache_root
+    from lotus_deploy.model.checkpoint import repair_hint
 
     monkeypatch.setenv("LOTUS_DEPLOY_HOME", str(tmp_path))
     builtin = cache_root() / "builtin" / "tiny-v1"
@@ -109,8 +109,8 @@ def test_a_broken_builtin_model_says_how_to_regenerate_it(tmp_path: Path, monkey
     broken = builtin / "unet"
     broken.mkdir(parents=True)
     (broken / "config.json").write_text("{ not json")
-    from lotus_deploy.errors import CheckpointError
-    from lotus_deploy.model import validate_lotus_configs
+    from lotus_deploy.core.errors import CheckpointError
+    from lotus_deploy.model.checkpoint import validate_lotus_configs
 
     with pytest.raises(CheckpointError, match="generated again"):
         validate_lotus_configs(builtin)
@@ -125,3 +125,20 @@ def test_summary_json_of_a_results_folder_is_valid_json(tiny_depth_onnx: Path, t
     assert infer_cmd.main([str(tmp_path / "a.png"), "-a", str(tiny_depth_onnx), "-o", str(tmp_path / "o"), "--processing-res", "64", "--quiet"]) == 0
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["counts"]["done"] == 1 and summary["failed"] == [] and summary["interrupted"] is False
+
+
+def test_lotus_deploy_home_is_the_one_cache_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import warnings
+
+    from lotus_deploy.core import cache
+
+    monkeypatch.delenv("LOTUS_DEPLOY_HOME", raising=False)
+    monkeypatch.setenv("LOTUS_DEPLOY_CACHE", str(tmp_path / "old"))
+    monkeypatch.setattr(cache, "_warned", False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert cache.cache_root() == tmp_path / "old"
+        assert cache.cache_root() == tmp_path / "old"
+    assert len([w for w in caught if "LOTUS_DEPLOY_HOME" in str(w.message)]) == 1  # one line, once
+    monkeypatch.setenv("LOTUS_DEPLOY_HOME", str(tmp_path / "new"))
+    assert cache.cache_root() == tmp_path / "new"

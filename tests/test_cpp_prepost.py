@@ -27,10 +27,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lotus_deploy import colormap
-from lotus_deploy import postprocess as po
-from lotus_deploy import preprocess as pp
-from lotus_deploy.errors import InputImageError
+from lotus_deploy.core.errors import InputImageError
+from lotus_deploy.image import colormap
+from lotus_deploy.image import postprocess as po
+from lotus_deploy.image import preprocess as pp
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGES = REPO.parent / "shared" / "data" / "images"

@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 from lotus_checkpoints import independent_reference, make_unseen_checkpoint
 
-from lotus_deploy.artifacts import ONNX_DATA, ONNX_FILE, open_artifact
-from lotus_deploy.config import ExportConfig, Task
-from lotus_deploy.contract import GraphShape
-from lotus_deploy.errors import ShapeError
-from lotus_deploy.export import export_onnx, reference_output
-from lotus_deploy.model import build_module, load_checkpoint, task_embedding
+from lotus_deploy.core.artifacts import ONNX_DATA, ONNX_FILE, open_artifact
+from lotus_deploy.core.config import ExportConfig, Task
+from lotus_deploy.core.contract import GraphShape
+from lotus_deploy.core.errors import ShapeError
+from lotus_deploy.export.fused import export_onnx
+from lotus_deploy.export.oracle import oracle_output
+from lotus_deploy.model.checkpoint import load_checkpoint
+from lotus_deploy.model.fused import build_module, task_embedding
 from lotus_deploy.runtime.ort_backend import OnnxRuntimeBackend
 
 
@@ -56,12 +58,30 @@ def test_graph_is_dynamic_with_external_data(tiny_depth_onnx: Path) -> None:
 @pytest.mark.parametrize("shape", [(2, 3, 128, 192), (1, 3, 256, 64)])
 def test_ort_matches_float64_pytorch(tiny_depth_onnx: Path, shape: tuple[int, ...]) -> None:
     backend = OnnxRuntimeBackend(open_artifact(tiny_depth_onnx))
-    module = build_module(load_checkpoint("builtin:tiny"), Task.DEPTH)
+    checkpoint = load_checkpoint("builtin:tiny")
     batch = _batch(shape)
     out = backend.run(batch)
     assert out.shape == (shape[0], 1, shape[2], shape[3]) and out.dtype == np.float32
-    assert np.abs(out - reference_output(module, batch)).max() <= 1e-4
+    assert np.abs(out - oracle_output(checkpoint, Task.DEPTH, batch)).max() <= 1e-4
     assert 0.0 <= out.min() and out.max() <= 1.0
+
+
+@pytest.mark.parametrize("task", [Task.DEPTH, Task.NORMAL])
+def test_the_fused_module_computes_what_the_independent_oracle_computes(task: Task) -> None:
+    """Two separate writings of Lotus-D's semantics (the traced product, the parity oracle) agree in float64."""
+    import torch
+
+    checkpoint = load_checkpoint("builtin:tiny")
+    module = build_module(checkpoint, task)
+    batch = _batch((2, 3, 64, 128), seed=3)
+    module.double()
+    try:
+        with torch.no_grad():
+            fused = module(torch.from_numpy(batch).double()).numpy()
+    finally:
+        module.float()
+    oracle = oracle_output(checkpoint, task, batch)
+    assert fused.shape == oracle.shape and np.abs(fused - oracle).max() < 1e-6  # float32 constants (sin 1) vs float64: 1e-8
 
 
 def test_static_graph_rejects_other_sizes(tmp_path: Path) -> None:
@@ -107,7 +127,7 @@ def test_graph_shape_contract() -> None:
 
 def test_graphs_over_two_gigabytes_are_still_cleaned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The >2 GB path (shape inference on the file, onnxslim without its own) on a tiny graph."""
-    import lotus_deploy.export as export_module
+    import lotus_deploy.export.common as export_module
 
     monkeypatch.setattr(export_module, "_PROTOBUF_LIMIT", 0)
     result = export_onnx(ExportConfig(model="builtin:tiny", output=tmp_path / "big-path", parity_size=128), quiet=True)

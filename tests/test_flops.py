@@ -8,7 +8,7 @@ import pytest
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from lotus_deploy.flops import count_flops  # noqa: E402
+from lotus_deploy.export.flops import count_flops  # noqa: E402
 
 
 def _conv_matmul_model(dynamic: bool = True):

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from lotus_deploy.cli import infer_cmd
-from lotus_deploy.config import OutputMeaning
-from lotus_deploy.preprocess import load_image
+from lotus_deploy.core.config import OutputMeaning
+from lotus_deploy.image.preprocess import load_image
 from lotus_deploy.runtime import DepthEstimator
 
 
@@ -72,8 +72,8 @@ def test_torch_backend_without_artifact(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_normal_bilinear_is_unit_length(tmp_path: Path) -> None:
-    from lotus_deploy.config import ExportConfig, Task
-    from lotus_deploy.export import export_onnx
+    from lotus_deploy.core.config import ExportConfig, Task
+    from lotus_deploy.export.fused import export_onnx
 
     out = tmp_path / "normal"
     export_onnx(ExportConfig(model="builtin:tiny", task=Task.NORMAL, meaning=OutputMeaning.NORMAL, output=out, parity=False), quiet=True)

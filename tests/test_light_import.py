@@ -21,7 +21,8 @@ class Blocker:
 sys.meta_path.insert(0, Blocker())
 import numpy as np
 import lotus_deploy
-from lotus_deploy import preprocess, postprocess, config, contract, artifacts, parity
+from lotus_deploy.image import preprocess, postprocess
+from lotus_deploy.core import config, contract, artifacts, parity
 from lotus_deploy.runtime import DepthEstimator, backend_names
 from lotus_deploy.cli import infer_cmd, export_cmd
 img = (np.arange(50 * 70 * 4) % 251).astype(np.uint8).reshape(50, 70, 4)
@@ -31,8 +32,8 @@ out = np.zeros((1, 128, 128), np.float32)
 depth = postprocess.decode_depth(postprocess.crop_and_resize(out, info))
 assert depth.shape == (50, 70)
 assert postprocess.colorize_depth(depth).shape == (50, 70, 3)
-from lotus_deploy.deps import require
-from lotus_deploy.errors import DependencyError
+from lotus_deploy.core.deps import require
+from lotus_deploy.core.errors import DependencyError
 try:
     require("onnxruntime")
 except DependencyError as exc:

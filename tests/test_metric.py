@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lotus_deploy.errors import ConfigError, LotusError, ShapeError
-from lotus_deploy.metric import SparseDepthError, SparsePoints, fit_metric, load_sparse
+from lotus_deploy.core.errors import ConfigError, LotusError, ShapeError
+from lotus_deploy.stream.metric import SparseDepthError, SparsePoints, fit_metric, load_sparse
 from lotus_deploy.synthetic import affine_prediction, scene_depth, sparse_points
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from lotus_deploy.artifacts import open_artifact
-from lotus_deploy.config import EngineKind, ExportConfig
-from lotus_deploy.errors import ConfigError
+from lotus_deploy.core.artifacts import open_artifact
+from lotus_deploy.core.config import EngineKind, ExportConfig
+from lotus_deploy.core.errors import ConfigError
 from lotus_deploy.pipeline import _settings_match, ensure_artifact, parent_config
 
 

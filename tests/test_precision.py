@@ -12,9 +12,9 @@ import pytest
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from lotus_deploy.artifacts import PARITY, holds_artifact, open_artifact  # noqa: E402
-from lotus_deploy.config import EngineKind, ExportConfig  # noqa: E402
-from lotus_deploy.errors import ConfigError, InputImageError, LotusError, NoImagesError, ParityError  # noqa: E402
+from lotus_deploy.core.artifacts import PARITY, holds_artifact, open_artifact  # noqa: E402
+from lotus_deploy.core.config import EngineKind, ExportConfig  # noqa: E402
+from lotus_deploy.core.errors import ConfigError, InputImageError, LotusError, NoImagesError, ParityError  # noqa: E402
 
 SHARED_IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images"
 SIZE = 128  # calibration and held-out processing size: keeps the suite fast
@@ -23,7 +23,7 @@ SIZE = 128  # calibration and held-out processing size: keeps the suite fast
 def _write_images(folder: Path, count: int, seed: int = 0) -> Path:
     from PIL import Image
 
-    from lotus_deploy.parity_inputs import synthetic_images
+    from lotus_deploy.export.parity_inputs import synthetic_images
 
     folder.mkdir(parents=True, exist_ok=True)
     for index, img in enumerate(synthetic_images(count, size=(150, 200), seed=seed)):
@@ -33,7 +33,7 @@ def _write_images(folder: Path, count: int, seed: int = 0) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_fp32(tmp_path_factory: pytest.TempPathFactory):
-    from lotus_deploy.export import export_onnx
+    from lotus_deploy.export.fused import export_onnx
 
     out = tmp_path_factory.mktemp("prec") / "engines" / "tiny-fp32"
     export_onnx(ExportConfig(model="builtin:tiny", output=out, parity=False), quiet=True)
@@ -120,7 +120,7 @@ def test_fp16_compute_parity_on_gpu(fp16_result, tiny_fp32):
     ort = pytest.importorskip("onnxruntime")
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         pytest.skip("needs onnxruntime-gpu with CUDA (fp16 compute parity)")
-    from lotus_deploy.parity import compare
+    from lotus_deploy.core.parity import compare
     from lotus_deploy.runtime.ort_backend import OnnxRuntimeBackend
 
     x = np.random.default_rng(4).uniform(-1, 1, (1, 3, 128, 128)).astype(np.float32)
@@ -319,7 +319,7 @@ def test_real_photos_calibrate_int8(tiny_fp32, tmp_path):
     from lotus_deploy.precision import export_int8
 
     result = export_int8(tiny_fp32, _config(tiny_fp32, EngineKind.ONNX_INT8, tmp_path / "real", SHARED_IMAGES, accuracy_target=1.0), True)
-    from lotus_deploy.preprocess import list_images
+    from lotus_deploy.image.preprocess import list_images
 
     held = result.manifest["int8"]["images"]["held_out"]
     assert held["images"] == [p.name for i, p in enumerate(list_images(SHARED_IMAGES)) if i % 4 == 3]

@@ -1,4 +1,4 @@
-"""Pre-processing (DESIGN.md §3 steps 1-4) on the real photos and on hand-made edge cases."""
+"""Pre-processing (docs/contract.md steps 1-4) on the real photos and on hand-made edge cases."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lotus_deploy import preprocess as pp
-from lotus_deploy.errors import ConfigError, InputImageError, LotusError, NoImagesError, ShapeError
+from lotus_deploy.core.errors import ConfigError, InputImageError, LotusError, NoImagesError, ShapeError
+from lotus_deploy.image import preprocess as pp
 
 IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images"
 needs_images = pytest.mark.skipif(not IMAGES.is_dir(), reason=f"{IMAGES} is absent (../shared beside the checkout)")

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from lotus_deploy.config import OutputMeaning
-from lotus_deploy.errors import InputImageError
-from lotus_deploy.ros_core import DepthNodeCore, ImageFields, depth_to_32fc1, image_to_rgb, rgb_to_image
+from lotus_deploy.core.config import OutputMeaning
+from lotus_deploy.core.errors import InputImageError
+from lotus_deploy.stream.ros_core import DepthNodeCore, ImageFields, depth_to_32fc1, image_to_rgb, rgb_to_image
 
 
 def _rgb(h: int = 5, w: int = 7) -> np.ndarray:

@@ -11,10 +11,10 @@ pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 ort = pytest.importorskip("onnxruntime")
 
-from lotus_deploy.artifacts import open_artifact  # noqa: E402
-from lotus_deploy.config import ExportConfig  # noqa: E402
-from lotus_deploy.export import export_onnx  # noqa: E402
-from lotus_deploy.split_export import STAGES, split_paths  # noqa: E402
+from lotus_deploy.core.artifacts import open_artifact  # noqa: E402
+from lotus_deploy.core.config import ExportConfig  # noqa: E402
+from lotus_deploy.export.fused import export_onnx  # noqa: E402
+from lotus_deploy.export.split import STAGES, split_paths  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_composition_matches_the_fused_graph(split_artifact, batch, size):
 
 
 def test_stage_flops_add_up_to_the_fused_graph(split_artifact):
-    from lotus_deploy.flops import count_flops
+    from lotus_deploy.export.flops import count_flops
 
     paths = split_paths(split_artifact.folder)
     fused = count_flops(split_artifact.model_path, [1, 3, 128, 128])

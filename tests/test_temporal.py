@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lotus_deploy.errors import ConfigError, ShapeError
+from lotus_deploy.core.errors import ConfigError, ShapeError
+from lotus_deploy.stream.temporal import TemporalAligner, align_sequence, flicker_metrics, robust_scale_shift, static_mask
 from lotus_deploy.synthetic import flicker_sequence, scene_depth
-from lotus_deploy.temporal import TemporalAligner, align_sequence, flicker_metrics, robust_scale_shift, static_mask
 
 
 @pytest.mark.parametrize("symmetric", [False, True])

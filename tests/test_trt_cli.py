@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from trt_helpers import tiny_onnx_artifact
 
-from lotus_deploy.artifacts import MANIFEST, ONNX_DATA, ONNX_FILE, read_manifest, write_manifest
 from lotus_deploy.cli import build_cmd, export_cmd, inspect_cmd
-from lotus_deploy.trt_compat import tensorrt_usable
+from lotus_deploy.core.artifacts import MANIFEST, ONNX_DATA, ONNX_FILE, read_manifest, write_manifest
+from lotus_deploy.tensorrt.compat import tensorrt_usable
 
 TRT_USABLE, TRT_REASON = tensorrt_usable()
 needs_no_tensorrt = pytest.mark.skipif(TRT_USABLE, reason=f"TensorRT {TRT_REASON} is usable here: these tests check the no-TensorRT path")

@@ -12,9 +12,9 @@ import types
 
 import pytest
 
-from lotus_deploy import trt_compat
-from lotus_deploy.errors import CompatibilityError, DependencyError
-from lotus_deploy.runtime.trt_backend import check_engine_compatibility
+from lotus_deploy.core.errors import CompatibilityError, DependencyError
+from lotus_deploy.tensorrt import compat as trt_compat
+from lotus_deploy.tensorrt.engine import check_engine_compatibility
 
 MANIFEST = {
     "kind": "tensorrt",
@@ -177,7 +177,7 @@ def test_progress_monitor_absent_api_returns_none():
 
 
 def test_cuda_binding_missing_is_one_line(monkeypatch):
-    from lotus_deploy.runtime import cuda_mem
+    from lotus_deploy.tensorrt import cuda_mem
 
     real_import = __import__
 

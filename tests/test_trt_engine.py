@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from trt_helpers import tensorrt_missing_reason, tiny_onnx_artifact
 
-from lotus_deploy.artifacts import ENGINE_FILE, MANIFEST, PARITY, open_artifact
-from lotus_deploy.config import EngineKind, ExportConfig, Task
-from lotus_deploy.errors import ArtifactError, CompatibilityError
+from lotus_deploy.core.artifacts import ENGINE_FILE, MANIFEST, PARITY, open_artifact
+from lotus_deploy.core.config import EngineKind, ExportConfig, Task
+from lotus_deploy.core.errors import ArtifactError, CompatibilityError
 
 REASON = tensorrt_missing_reason()
 pytestmark = [pytest.mark.tensorrt, pytest.mark.skipif(REASON is not None, reason=REASON or "")]
@@ -30,11 +30,13 @@ def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _build(tiny_onnx: Path, out: Path, **settings: object):
-    from lotus_deploy.trt_build import build_engine_artifact
+    from lotus_deploy.tensorrt.build import build_engine_artifact
 
     config = ExportConfig(model="builtin:tiny", engine=EngineKind.TRT_FP32, output=out, parity_size=128,
                           timing_cache=out.parent / "timing.cache", **settings)  # type: ignore[arg-type]
-    return build_engine_artifact(open_artifact(tiny_onnx), config, quiet=True)
+    from lotus_deploy.runtime.engine_parity import engine_parity
+
+    return build_engine_artifact(open_artifact(tiny_onnx), config, quiet=True, check=engine_parity)
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +68,8 @@ def _ort(tiny_onnx: Path, batch: np.ndarray) -> np.ndarray:
 
 
 def test_build_writes_manifest_and_parity(static_engine: Path):
-    from lotus_deploy.runtime.cuda_mem import device_info, load_cudart
-    from lotus_deploy.trt_compat import load_tensorrt
+    from lotus_deploy.tensorrt.compat import load_tensorrt
+    from lotus_deploy.tensorrt.cuda_mem import device_info, load_cudart
 
     artifact = open_artifact(static_engine)
     m = artifact.manifest
@@ -86,15 +88,14 @@ def test_build_writes_manifest_and_parity(static_engine: Path):
 
 
 def test_engine_matches_pytorch_float64(static_engine: Path, tiny_onnx: Path):
-    from lotus_deploy.export import reference_output
-    from lotus_deploy.model import build_module, load_checkpoint
+    from lotus_deploy.export.oracle import oracle_output
+    from lotus_deploy.model.checkpoint import load_checkpoint
     from lotus_deploy.runtime.trt_backend import TensorRTBackend
 
     batch = _inputs(2, 128, 192)
     with TensorRTBackend(open_artifact(static_engine)) as backend:
         got = backend.run(batch)
-    module = build_module(load_checkpoint("builtin:tiny"), Task.DEPTH).eval()
-    reference = reference_output(module, batch)
+    reference = oracle_output(load_checkpoint("builtin:tiny"), Task.DEPTH, batch)
     assert got.shape == reference.shape == (2, 1, 128, 192)
     assert np.isfinite(got).all()
     assert np.abs(got - reference).max() <= 1e-3
@@ -148,7 +149,8 @@ def test_registry_and_estimator(static_engine: Path):
 
 
 def test_bare_engine_warns_and_runs(static_engine: Path, tmp_path: Path):
-    from lotus_deploy.runtime.trt_backend import BareEngine, EngineManifestWarning, TensorRTBackend, open_engine
+    from lotus_deploy.runtime.trt_backend import TensorRTBackend
+    from lotus_deploy.tensorrt.engine import BareEngine, EngineManifestWarning, open_engine
 
     bare = tmp_path / "from-trtexec.plan"
     shutil.copy(static_engine / ENGINE_FILE, bare)
@@ -161,7 +163,8 @@ def test_bare_engine_warns_and_runs(static_engine: Path, tmp_path: Path):
 
 
 def test_engine_folder_opened_by_path_does_not_warn(static_engine: Path):
-    from lotus_deploy.runtime.trt_backend import EngineManifestWarning, TensorRTBackend
+    from lotus_deploy.runtime.trt_backend import TensorRTBackend
+    from lotus_deploy.tensorrt.engine import EngineManifestWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", EngineManifestWarning)
@@ -188,9 +191,10 @@ def test_parser_errors_name_the_node(tmp_path: Path):
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
-    from lotus_deploy.contract import GraphShape
-    from lotus_deploy.trt_build import BuildSettings, build_engine, derive_profile
-    from lotus_deploy.trt_compat import load_tensorrt
+    from lotus_deploy.core.contract import GraphShape
+    from lotus_deploy.core.profile import derive_profile
+    from lotus_deploy.tensorrt.build import BuildSettings, build_engine
+    from lotus_deploy.tensorrt.compat import load_tensorrt
 
     node = helper.make_node("NoSuchOperator", ["image"], ["depth"], name="the_bad_node", domain="lotus.test")
     graph = helper.make_graph([node], "bad", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 64, 64])],

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from trt_helpers import tiny_onnx_artifact
 
-from lotus_deploy.artifacts import Artifact, open_artifact
-from lotus_deploy.contract import GraphShape
-from lotus_deploy.errors import ConfigError, DependencyError
+from lotus_deploy.core.artifacts import Artifact, open_artifact
+from lotus_deploy.core.contract import GraphShape
+from lotus_deploy.core.errors import ConfigError, DependencyError
+from lotus_deploy.core.profile import derive_profile
 from lotus_deploy.runtime import backend_names, load_backend
 from lotus_deploy.runtime.ort_gpu import CUDA_EP, TRT_EP, default_cache_dir, trt_provider_options
-from lotus_deploy.trt_build import derive_profile
 
 
 def test_backends_are_registered():

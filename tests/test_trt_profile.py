@@ -6,19 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from lotus_deploy.config import EngineKind, ExportConfig
-from lotus_deploy.contract import GraphShape
-from lotus_deploy.errors import ConfigError, ShapeError
-from lotus_deploy.trt_build import (
+from lotus_deploy.core.config import EngineKind, ExportConfig
+from lotus_deploy.core.contract import GraphShape
+from lotus_deploy.core.errors import ConfigError, ShapeError
+from lotus_deploy.core.profile import EngineProfile, derive_profile, describe_profile
+from lotus_deploy.tensorrt.build import (
     DEFAULT_TIMING_CACHE,
     BuildSettings,
-    EngineProfile,
-    derive_profile,
-    describe_profile,
     profile_from_config,
     settings_from_config,
 )
-from lotus_deploy.trtexec import format_command, trtexec_command
+from lotus_deploy.tensorrt.trtexec import format_command, trtexec_command
 
 DYNAMIC = GraphShape()
 

@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lotus_deploy.config import OutputMeaning, Task
-from lotus_deploy.errors import LotusError
+from lotus_deploy.core.config import OutputMeaning, Task
+from lotus_deploy.core.errors import LotusError
 
 cv2 = pytest.importorskip("cv2", reason="the video extra (opencv-python-headless) is not installed")
 
-from lotus_deploy import depth_video  # noqa: E402
-from lotus_deploy.depth_video import VideoOptions, run_depth_video  # noqa: E402
-from lotus_deploy.video import Frame, FrameSource, VideoError, VideoWriter, is_video_path, read_video_frames  # noqa: E402
+from lotus_deploy.stream import depth_video  # noqa: E402
+from lotus_deploy.stream.depth_video import VideoOptions, run_depth_video  # noqa: E402
+from lotus_deploy.stream.video import Frame, FrameSource, VideoError, VideoWriter, is_video_path, read_video_frames  # noqa: E402
 
 STREET = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos" / "street.mp4"
 
@@ -120,8 +120,8 @@ def test_failed_frames_are_reported_not_skipped_silently(tmp_path: Path, monkeyp
 
 @pytest.fixture(scope="module")
 def tiny_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from lotus_deploy.config import ExportConfig
-    from lotus_deploy.export import export_onnx
+    from lotus_deploy.core.config import ExportConfig
+    from lotus_deploy.export.fused import export_onnx
 
     out = tmp_path_factory.mktemp("video-artifact") / "tiny"
     export_onnx(ExportConfig(model="builtin:tiny", output=out, parity=False), quiet=True)

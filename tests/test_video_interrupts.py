@@ -19,12 +19,12 @@ cv2 = pytest.importorskip("cv2", reason="the video extra (opencv-python-headless
 
 from fs_helpers import REPO  # noqa: E402
 
-from lotus_deploy import depth_video  # noqa: E402
-from lotus_deploy.config import OutputMeaning, Task  # noqa: E402
-from lotus_deploy.depth_video import VideoOptions, run_depth_video  # noqa: E402
-from lotus_deploy.errors import LotusError  # noqa: E402
-from lotus_deploy.temporal import TemporalAligner  # noqa: E402
-from lotus_deploy.video import Frame, VideoWriter  # noqa: E402
+from lotus_deploy.core.config import OutputMeaning, Task  # noqa: E402
+from lotus_deploy.core.errors import LotusError  # noqa: E402
+from lotus_deploy.stream import depth_video  # noqa: E402
+from lotus_deploy.stream.depth_video import VideoOptions, run_depth_video  # noqa: E402
+from lotus_deploy.stream.temporal import TemporalAligner  # noqa: E402
+from lotus_deploy.stream.video import Frame, VideoWriter  # noqa: E402
 
 FRAMES = 10
 
@@ -142,8 +142,8 @@ def _write_clip(path: Path, frames: int) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_video_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from lotus_deploy.config import ExportConfig
-    from lotus_deploy.export import export_onnx
+    from lotus_deploy.core.config import ExportConfig
+    from lotus_deploy.export.fused import export_onnx
 
     out = tmp_path_factory.mktemp("video-int") / "tiny"
     export_onnx(ExportConfig(model="builtin:tiny", output=out, parity=False), quiet=True)

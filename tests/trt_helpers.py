@@ -12,9 +12,9 @@ def tiny_onnx_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tests check parity). Reused across modules through a fixed folder under the session's base temp."""
     pytest.importorskip("torch", reason="exporting the tiny ONNX artifact needs the [export] extra (torch)")
     pytest.importorskip("onnx", reason="exporting the tiny ONNX artifact needs the [export] extra (onnx)")
-    from lotus_deploy.artifacts import holds_artifact
-    from lotus_deploy.config import ExportConfig
-    from lotus_deploy.export import export_onnx
+    from lotus_deploy.core.artifacts import holds_artifact
+    from lotus_deploy.core.config import ExportConfig
+    from lotus_deploy.export.fused import export_onnx
 
     out = tmp_path_factory.getbasetemp() / "trt-tests" / "tiny-depth-onnx"
     if not holds_artifact(out):
@@ -24,9 +24,9 @@ def tiny_onnx_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def tensorrt_missing_reason() -> str | None:
     """None where TensorRT and a CUDA GPU are usable; else why not (for skips)."""
-    from lotus_deploy.errors import LotusError
-    from lotus_deploy.runtime.cuda_mem import device_info, load_cudart
-    from lotus_deploy.trt_compat import load_tensorrt
+    from lotus_deploy.core.errors import LotusError
+    from lotus_deploy.tensorrt.compat import load_tensorrt
+    from lotus_deploy.tensorrt.cuda_mem import device_info, load_cudart
 
     try:
         load_tensorrt()

@@ -4,7 +4,7 @@
 //              [--processing-res 768] [--resample nearest|bilinear] [--bench N]
 //   lotus_demo --engine ... --video clip.mp4|--camera 0 [--video-out depth.mp4] [--show]
 //
-// Pre/post-processing is lotus_prepost (DESIGN.md §3, the same steps as the Python package).
+// Pre/post-processing is lotus_prepost (docs/contract.md, the same steps as the Python package).
 // Expected failures print one line "error: cause — fix" and exit 1; bad usage exits 2.
 #include <dirent.h>
 #include <sys/stat.h>
@@ -107,7 +107,7 @@ std::string lower(std::string s) {
     return s;
 }
 
-// The images this demo decodes (JPEG, PNG), sorted, like lotus_deploy.preprocess.list_images.
+// The images this demo decodes (JPEG, PNG), sorted, like lotus_deploy.image.preprocess.list_images.
 std::vector<std::string> list_inputs(const std::string& input) {
     if (!is_dir(input)) return {input};
     std::vector<std::string> files;

@@ -1,4 +1,4 @@
-// One TensorRT engine with the Lotus-D contract (DESIGN.md §3): one float32 input [N,3,H,W], one
+// One TensorRT engine with the Lotus-D contract (docs/contract.md): one float32 input [N,3,H,W], one
 // float32 output [N,1|3,H,W]. Names and shapes are read from the engine, never assumed.
 #pragma once
 

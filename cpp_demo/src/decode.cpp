@@ -1,5 +1,5 @@
-// Step 1 of DESIGN.md §3: decode (libjpeg / libpng), EXIF orientation, gray/alpha → RGB.
-// Mirrors lotus_deploy.preprocess.load_image (Pillow + ImageOps.exif_transpose).
+// Step 1 of docs/contract.md: decode (libjpeg / libpng), EXIF orientation, gray/alpha → RGB.
+// Mirrors lotus_deploy.image.preprocess.load_image (Pillow + ImageOps.exif_transpose).
 #include "lotus/prepost.hpp"
 
 #include <csetjmp>

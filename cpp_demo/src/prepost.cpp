@@ -1,4 +1,4 @@
-// DESIGN.md §3 steps 2-5 on top of the Pillow-exact resamplers; mirrors lotus_deploy/preprocess.py
+// docs/contract.md steps 2-5 on top of the Pillow-exact resamplers; mirrors lotus_deploy/image/preprocess.py
 // and postprocess.py line for line (float32 where Python computes in float32, double where float64).
 #include "lotus/prepost.hpp"
 

@@ -1,4 +1,4 @@
-// Pillow's resampling, replicated so C++ and Python give the same pixels (DESIGN.md §3 steps 2 and 5).
+// Pillow's resampling, replicated so C++ and Python give the same pixels (docs/contract.md steps 2 and 5).
 //
 // Follows Pillow's src/libImaging/Resample.c (precompute_coeffs, normalize_coeffs_8bpc,
 // ImagingResample{Horizontal,Vertical}_{8bpc,32bpc}, ImagingResampleInner) and Geometry.c

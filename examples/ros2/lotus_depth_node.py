@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """ROS 2 node: subscribe to an image topic, publish Lotus-D depth as sensor_msgs/Image (32FC1).
 
-All the work that does not touch ROS messages lives in ``lotus_deploy.ros_core`` (tested in CI);
+All the work that does not touch ROS messages lives in ``lotus_deploy.stream.ros_core`` (tested in CI);
 this file only converts messages and wires topics. Needs rclpy + sensor_msgs (a ROS 2 install) and
 lotus-deploy with a backend (``[ort]``, ``[ort-gpu]`` or TensorRT). See README.md beside it.
 """
@@ -13,9 +13,9 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
-from lotus_deploy.errors import LotusError
-from lotus_deploy.ros_core import DepthNodeCore
+from lotus_deploy.core.errors import LotusError
 from lotus_deploy.runtime.estimator import DepthEstimator
+from lotus_deploy.stream.ros_core import DepthNodeCore
 
 
 class LotusDepthNode(Node):

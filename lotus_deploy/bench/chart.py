@@ -6,8 +6,8 @@ import io
 from pathlib import Path
 from typing import Any
 
-from ..deps import require
-from ..safe_io import atomic_write
+from ..core.deps import require
+from ..core.safe_io import atomic_write
 
 PRECISION_COLOURS = {"fp32": "#4C72B0", "fp16": "#55A868", "int8": "#C44E52"}
 STAGE_COLOURS = {"encoder": "#8172B2", "unet": "#CCB974", "decoder": "#64B5CD"}

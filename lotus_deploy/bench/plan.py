@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import Artifact
-from ..errors import ConfigError
+from ..core.artifacts import Artifact
+from ..core.errors import ConfigError
 from ..runtime.base import backend_names
 
 TORCH_LABELS = {"torch": "PyTorch eager", "torch-upstream": "PyTorch upstream", "torch-optimized": "PyTorch optimized"}
@@ -66,7 +66,7 @@ def check_backends(backends: list[str]) -> None:
 
 def plan(backends: list[str], artifacts: list[Artifact], stages: bool = False, options: dict[str, dict[str, Any]] | None = None) -> list[Candidate]:
     """Candidates in a stable order: per artifact, its backends; torch backends once per source model."""
-    from ..split_export import split_paths
+    from ..export.split import split_paths
 
     check_backends(backends)
     if not artifacts:

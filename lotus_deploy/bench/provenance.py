@@ -15,7 +15,7 @@ LIBRARIES = (
 )
 
 
-def _run(cmd: list[str], timeout: float = 10.0, cwd: Path | None = None) -> str | None:
+def run_quietly(cmd: list[str], timeout: float = 10.0, cwd: Path | None = None) -> str | None:
     """stdout of a small command, or None when it is missing or fails."""
     if shutil.which(cmd[0]) is None:
         return None
@@ -78,7 +78,7 @@ def cpu_info() -> dict[str, Any]:
 
 def gpu_info() -> list[dict[str, str]]:
     """One entry per NVIDIA GPU that nvidia-smi reports ([] without one)."""
-    out = _run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total,compute_cap", "--format=csv,noheader"])
+    out = run_quietly(["nvidia-smi", "--query-gpu=name,driver_version,memory.total,compute_cap", "--format=csv,noheader"])
     gpus = []
     for line in (out or "").splitlines():
         parts = [p.strip() for p in line.split(",")]
@@ -98,7 +98,7 @@ def jetson_info() -> dict[str, Any] | None:
         info["model"] = model_file.read_text(errors="replace").strip("\x00 \n")
     if release.exists():
         info["l4t"] = release.read_text(errors="replace").splitlines()[0].strip()
-    info["power_mode"] = _run(["nvpmodel", "-q"])
+    info["power_mode"] = run_quietly(["nvpmodel", "-q"])
     info["memory_mib"] = _mem_total_mib()
     return info
 
@@ -117,10 +117,10 @@ def library_versions() -> dict[str, str]:
 
 def git_state(cwd: Path | None = None) -> dict[str, Any]:
     cwd = cwd or Path(__file__).resolve().parents[2]
-    commit = _run(["git", "rev-parse", "HEAD"], cwd=cwd)
+    commit = run_quietly(["git", "rev-parse", "HEAD"], cwd=cwd)
     if commit is None:
         return {"commit": None}
-    dirty = _run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd)
+    dirty = run_quietly(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd)
     return {"commit": commit, "tracked_changes": bool(dirty)}
 
 
@@ -134,7 +134,7 @@ def machine_load() -> dict[str, Any]:
 
 def collect() -> dict[str, Any]:
     """Everything above, plus the platform and the thread settings that change CPU timings."""
-    from ..artifacts import now_iso
+    from ..core.artifacts import now_iso
 
     return {
         "date": now_iso(),

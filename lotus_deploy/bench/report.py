@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import write_json_atomic
+from ..core.artifacts import write_json_atomic
 from .plan import GPU_ONLY
 
 COLUMNS = ("backend", "precision", "median s", "p90 s", "p99 s", "mean ± std s", "img/s", "× vs PyTorch eager", "GFLOP/img", "GFLOP/s",

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from ..config import Task
-from ..contract import GraphShape, check_spatial
-from ..errors import ConfigError
+from ..core.config import Task
+from ..core.contract import GraphShape, check_spatial
+from ..core.errors import ConfigError
 from . import matmul, provenance
 from .plan import Candidate, flops_graph
 from .stats import achieved_gflops, images_per_second, summarize
@@ -67,8 +67,8 @@ def say(settings: BenchSettings, text: str) -> None:
 
 
 def make_inputs(height: int, width: int, batch: int, images: Path | None) -> tuple[np.ndarray, list[str]]:
-    """The one input batch every candidate gets: photos (resized/padded per DESIGN §3) or synthetic images."""
-    from ..parity_inputs import parity_batch
+    """The one input batch every candidate gets: photos (resized/padded per docs/contract.md) or synthetic images."""
+    from ..export.parity_inputs import parity_batch
 
     return parity_batch(GraphShape(batch=batch, height=height, width=width), count=batch, processing_res=max(height, width), image_dir=images)
 
@@ -100,7 +100,7 @@ class _Flops:
             return None
         key = (str(graph), tuple(shape))
         if key not in self.cache:
-            from ..flops import count_flops
+            from ..export.flops import count_flops
 
             try:
                 self.cache[key] = count_flops(graph, shape).to_json()
@@ -185,7 +185,7 @@ def _prepare_stages(group: list[Candidate], workers: dict[str, Worker], batch: n
 def run_scenario(height: int, width: int, batch_size: int, candidates: Sequence[Candidate], workers: dict[str, Worker],
                  settings: BenchSettings, refs: _References, flops: _Flops, skipped: list[dict[str, Any]],
                  round_rate: matmul.RoundRate | None = None) -> list[dict[str, Any]]:
-    from ..parity import compare
+    from ..core.parity import compare
 
     tag = f"{height}x{width} b{batch_size}"
     batch, names = make_inputs(height, width, batch_size, settings.images)

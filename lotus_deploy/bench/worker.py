@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import LotusError
+from ..core.errors import LotusError
 
 
 class WorkerError(LotusError):
@@ -37,18 +37,13 @@ class WorkerSpec:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-class _GraphRunner:
+class _StageGraph:
     """A bare ONNX graph with one input and one output, in ONNX Runtime (for split stage graphs)."""
 
     def __init__(self, path: str, threads: int = 0) -> None:
-        import onnxruntime as ort
+        from ..onnxrt import make_session
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
+        self.session = make_session(path, threads=threads)
         self.input = self.session.get_inputs()[0].name
         self.precision = "fp32"
 
@@ -81,9 +76,9 @@ def _gpu_memory_mib(backend: Any) -> float | None:
     device = getattr(backend, "device", None)
     if module is not None and getattr(device, "type", None) == "cuda":
         return round(module.cuda.max_memory_allocated(device) / 2**20, 1)
-    from .provenance import _run
+    from .provenance import run_quietly
 
-    out = _run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"])
+    out = run_quietly(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"])
     for line in (out or "").splitlines():
         pid, _, used = line.partition(",")
         if pid.strip() == str(os.getpid()):
@@ -96,8 +91,8 @@ def _gpu_memory_mib(backend: Any) -> float | None:
 
 def _load(spec: WorkerSpec) -> Any:
     if spec.graph is not None:
-        return _GraphRunner(spec.graph, threads=int(spec.options.get("threads", 0)))
-    from ..artifacts import open_artifact
+        return _StageGraph(spec.graph, threads=int(spec.options.get("threads", 0)))
+    from ..core.artifacts import open_artifact
     from ..runtime.base import load_backend
 
     artifact = open_artifact(spec.artifact, check_hashes=False) if spec.artifact else None

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..config import EngineKind, OutputMeaning, Task
-from ..errors import ConfigError
-from ..safe_io import check_result_files, ensure_folder, write_text_atomic
+from ..core.config import EngineKind, OutputMeaning, Task
+from ..core.errors import ConfigError
+from ..core.safe_io import check_result_files, ensure_folder, write_text_atomic
 from .common import enum_choice, run_main
 
 DEFAULT_BACKENDS = ("torch", "onnxruntime")
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--iterations", type=int, default=5, help="timed iterations per candidate and scenario (default %(default)s)")
     how.add_argument("--warmup", type=int, default=1, help="untimed warm-up iterations (default %(default)s)")
     how.add_argument("--reference", choices=("float32", "float64", "none"), default="float32",
-                     help="parity reference: PyTorch eager in float32 (the torch candidate itself when present), float64 (DESIGN §3 rule; slow), or none")
+                     help="parity reference: PyTorch eager in float32 (the torch candidate itself when present), float64 (docs/contract.md rule; slow), or none")
     how.add_argument("--images", type=Path, help="folder of photos for the inputs (default: $LOTUS_DEPLOY_PARITY_IMAGES, else synthetic images)")
     how.add_argument("--matmul-size", type=int, default=4096, help="size of the fp32 matmul yardstick (0 skips it; default %(default)s)")
     out = p.add_argument_group("output")
@@ -91,8 +91,8 @@ def _options(args: argparse.Namespace, backends: list[str]) -> dict[str, dict[st
 
 def collect_artifacts(args: argparse.Namespace) -> tuple[list[Any], dict[str, float]]:
     """Open every --artifact (verified) and ensure one artifact per --model × --engine (timed if built)."""
-    from ..artifacts import holds_artifact, open_artifact
-    from ..config import ExportConfig, infer_task
+    from ..core.artifacts import holds_artifact, open_artifact
+    from ..core.config import ExportConfig, infer_task
     from ..pipeline import ensure_artifact
 
     artifacts = [open_artifact(folder) for folder in args.artifact]
@@ -122,7 +122,7 @@ def _body(args: argparse.Namespace) -> int:
     if args.render is not None:
         return _render(args)
     from ..bench.runner import BenchSettings, run_benchmark
-    from ..parity_inputs import default_image_dir
+    from ..export.parity_inputs import default_image_dir
 
     backends = list(dict.fromkeys(args.backend or DEFAULT_BACKENDS))
     planning.check_backends(backends)  # before any export or load

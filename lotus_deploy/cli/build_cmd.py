@@ -12,9 +12,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..artifacts import ENGINE_FILE, Artifact, check_artifact_output, open_artifact
-from ..config import DEFAULT_OPSET, MAX_OPSET, EngineKind, ExportConfig
-from ..errors import ConfigError
+from ..core.artifacts import ENGINE_FILE, Artifact, check_artifact_output, open_artifact
+from ..core.config import DEFAULT_OPSET, MAX_OPSET, EngineKind, ExportConfig
+from ..core.errors import ConfigError
 from .common import print_export_summary, run_main
 
 
@@ -62,8 +62,9 @@ def config_for(parent: Artifact, args: argparse.Namespace) -> ExportConfig:
 
 
 def _body(args: argparse.Namespace) -> int:
-    from ..trt_build import build_engine_artifact, preflight, profile_from_config, settings_from_config
-    from ..trtexec import format_command, trtexec_command
+    from ..pipeline import run_stage
+    from ..tensorrt.build import preflight, profile_from_config, settings_from_config
+    from ..tensorrt.trtexec import format_command, trtexec_command
 
     parent = open_artifact(args.onnx_dir, check_hashes=args.verify and not args.print_trtexec)
     config = config_for(parent, args)
@@ -75,7 +76,7 @@ def _body(args: argparse.Namespace) -> int:
         return 0
     check_artifact_output(config.artifact_dir, config.force)  # before TensorRT is even loaded
     preflight(config)
-    result = build_engine_artifact(parent, config, quiet=args.quiet)
+    result = run_stage(parent, config, quiet=args.quiet)
     trt_info = result.manifest.get("tensorrt", {})
     print_export_summary(result, config, tensorrt=trt_info.get("version"), compute_capability=trt_info.get("compute_capability"))
     return 0

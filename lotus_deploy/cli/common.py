@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from ..errors import LotusError
+from ..core.errors import LotusError
 
 E = TypeVar("E", bound=enum.Enum)
 
@@ -57,8 +57,8 @@ def warn_unused(parser: argparse.ArgumentParser, args: argparse.Namespace, names
 
 def processing_res_arg(text: str) -> int:
     """argparse ``type=`` for --processing-res: 0 (keep the size) or 1..MAX_PROCESSING_RES."""
-    from ..errors import ConfigError
-    from ..preprocess import validate_processing_res
+    from ..core.errors import ConfigError
+    from ..image.preprocess import validate_processing_res
 
     try:
         return validate_processing_res(int(text))
@@ -80,8 +80,8 @@ def add_runtime_arguments(p: argparse.ArgumentParser, batch_default: int, batch_
     """Flags lotus-infer and lotus-video share: what to run, where outputs go, pre/post-processing."""
     from pathlib import Path
 
-    from ..config import DEFAULT_PROCESSING_RES, Task
-    from ..preprocess import MAX_PROCESSING_RES
+    from ..core.config import DEFAULT_PROCESSING_RES, Task
+    from ..image.preprocess import MAX_PROCESSING_RES
 
     p.add_argument("-a", "--artifact", type=Path, help="artifact folder from lotus-export (required except for --backend torch with --model)")
     p.add_argument("-o", "--output", type=Path, default=Path("outputs"), help="output folder (default: %(default)s)")

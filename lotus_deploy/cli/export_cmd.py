@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..config import DEFAULT_MODEL, DEFAULT_OPSET, EngineKind, ExportConfig, OutputMeaning, Precision, Task, infer_task
+from ..core.config import DEFAULT_MODEL, DEFAULT_OPSET, EngineKind, ExportConfig, OutputMeaning, Precision, Task, infer_task
 from .common import enum_choice, print_export_summary, run_main, warn_unused
 
 

@@ -8,13 +8,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..artifacts import Artifact, open_artifact
-from ..batch_infer import SUMMARY_NAME, OnExisting
-from ..errors import ConfigError
-from ..input_plan import plan_inputs
-from ..preprocess import set_max_image_pixels
-from ..progress import tqdm_counter
-from ..video import is_video_path
+from ..core.artifacts import Artifact, open_artifact
+from ..core.errors import ConfigError
+from ..core.progress import tqdm_counter
+from ..image.input_plan import plan_inputs
+from ..image.preprocess import set_max_image_pixels
+from ..runtime.batch import SUMMARY_NAME, OnExisting
+from ..stream.video import is_video_path
 from .common import EXIT_INTERRUPTED, EXIT_USER_ERROR, add_runtime_arguments, run_main, warn_unused
 from .video_cmd import IMAGE_ONLY_FLAGS, add_video_arguments, run_video
 
@@ -39,7 +39,7 @@ def expand_inputs(inputs: Sequence[Path]) -> list[Path]:
 def open_for_backend(path: Path, backend: str) -> Artifact:
     """An artifact folder; for the TensorRT backend also a bare engine file (e.g. from trtexec)."""
     if backend == "tensorrt":
-        from ..runtime.trt_backend import open_engine
+        from ..tensorrt.engine import open_engine
 
         return open_engine(path)
     return open_artifact(path)
@@ -59,8 +59,8 @@ def _warn_ignored(parser: argparse.ArgumentParser, args: argparse.Namespace, is_
 
 
 def _body(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from ..batch_infer import BatchInterrupted, check_results_folder, run_batch
     from ..runtime import backend_names
+    from ..runtime.batch import BatchInterrupted, check_results_folder, run_batch
     from ..runtime.estimator import DepthEstimator
 
     videos = [p for p in args.inputs if is_video_path(p)]

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import MANIFEST, PARITY, Artifact, listed_files, read_manifest, verify_files
-from ..errors import ArtifactError, LotusError
+from ..core.artifacts import MANIFEST, PARITY, Artifact, listed_files, read_manifest, verify_files
+from ..core.errors import ArtifactError, LotusError
 from .common import run_main
 
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
@@ -50,13 +50,13 @@ def onnx_io(path: Path) -> list[dict[str, Any]]:
 
 def engine_io_rows(path: Path) -> list[dict[str, Any]]:
     """I/O of a TensorRT engine (needs TensorRT, cuda-python and a GPU)."""
-    from ..runtime.cuda_mem import load_cudart
-    from ..runtime.trt_backend import _deserialize, engine_io
-    from ..trt_compat import load_tensorrt
+    from ..tensorrt.compat import load_tensorrt
+    from ..tensorrt.cuda_mem import load_cudart
+    from ..tensorrt.engine import deserialize, engine_io
 
     trt = load_tensorrt()
     load_cudart()
-    _runtime, engine = _deserialize(trt, path)
+    _runtime, engine = deserialize(trt, path)
     return [{"direction": "input" if t.is_input else "output", "name": t.name, "dtype": t.dtype, "shape": [d if d >= 0 else "dynamic" for d in t.shape]}
             for t in engine_io(trt, engine)]
 
@@ -75,7 +75,7 @@ def read_io(model_path: Path, kind: str, manifest: dict[str, Any] | None) -> tup
     try:
         if kind == "tensorrt":
             return engine_io_rows(model_path), f"read from {model_path.name} with TensorRT"
-        from ..deps import available
+        from ..core.deps import available
 
         if available("onnx"):
             return onnx_io(model_path), f"read from {model_path.name}"

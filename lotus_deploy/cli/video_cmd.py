@@ -8,8 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..deps import require_all
-from ..errors import ConfigError
+from ..core.deps import require_all
+from ..core.errors import ConfigError
 from .common import EXIT_INTERRUPTED, add_runtime_arguments, run_main, warn_unused
 
 
@@ -37,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_video(args: argparse.Namespace) -> int:
     """Run one video (or camera) with the parsed flags; prints the summary's counts as JSON."""
-    from ..depth_video import VideoOptions, run_depth_video
     from ..runtime.estimator import DepthEstimator
+    from ..stream.depth_video import VideoOptions, run_depth_video
 
     if args.artifact is None and not (args.backend == "torch" and args.model):
         raise ConfigError("no --artifact given", "pass --artifact ENGINE_DIR (from lotus-export), or --backend torch --model ID")

@@ -1,4 +1,4 @@
-"""[onnx, onnxruntime] Reduced-precision ONNX graphs for strongly typed TensorRT (DESIGN.md §2).
+"""[onnx, onnxruntime] Reduced-precision ONNX graphs for strongly typed TensorRT (docs/tensorrt.md).
 
 TensorRT 11 builds only strongly typed networks, so precision lives in the graph itself:
 
@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING
 from .common import DEFAULT_TARGETS
 
 if TYPE_CHECKING:
-    from ..artifacts import Artifact
-    from ..config import ExportConfig
-    from ..export import ExportResult
+    from ..core.artifacts import Artifact
+    from ..core.config import ExportConfig
+    from ..core.results import ExportResult
 
 
 def export_fp16(parent: Artifact, config: ExportConfig, quiet: bool = False) -> ExportResult:
     """fp16 ONNX artifact from the fp32 one (see ``lotus_deploy.precision.fp16``)."""
-    from ..artifacts import check_artifact_output
+    from ..core.artifacts import check_artifact_output
     from .fp16 import export_fp16 as run
 
     check_artifact_output(config.artifact_dir, config.force)  # before any calibration work
@@ -36,7 +36,7 @@ def export_fp16(parent: Artifact, config: ExportConfig, quiet: bool = False) -> 
 
 def export_int8(parent: Artifact, config: ExportConfig, quiet: bool = False) -> ExportResult:
     """int8 Q/DQ ONNX artifact from the fp32 one (see ``lotus_deploy.precision.int8``)."""
-    from ..artifacts import check_artifact_output
+    from ..core.artifacts import check_artifact_output
     from .int8 import export_int8 as run
 
     check_artifact_output(config.artifact_dir, config.force)  # before any calibration work
@@ -45,8 +45,8 @@ def export_int8(parent: Artifact, config: ExportConfig, quiet: bool = False) -> 
 
 def validate_inputs(config: ExportConfig) -> None:
     """Cheap checks of --calib-dir/--eval-dir (missing, empty, unreadable) to run before building parents."""
-    from ..config import Precision
-    from ..preprocess import load_image
+    from ..core.config import Precision
+    from ..image.preprocess import load_image
     from .inputs import choose
 
     calib, held, _, _ = choose(config, require_calib=config.engine.precision is Precision.INT8)

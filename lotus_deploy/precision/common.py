@@ -20,12 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import Artifact, record_parity, sha256_file, tool_versions, write_json_atomic, write_manifest
-from ..config import ExportConfig, Task
-from ..contract import GraphShape
-from ..parity import ParityReport, compare, judge
-from ..progress import Steps
-from ..safe_io import FILE_MODE, atomic_write, ensure_folder
+from ..core.artifacts import Artifact, record_parity, sha256_file, tool_versions, write_json_atomic, write_manifest
+from ..core.config import ExportConfig, Task
+from ..core.contract import GraphShape
+from ..core.parity import ParityReport, compare, judge
+from ..core.progress import Steps
+from ..core.safe_io import FILE_MODE, atomic_write, ensure_folder
+from ..onnxrt import run_graph
 from .inputs import ImageSet
 
 CALIB_METHOD = "minmax"
@@ -70,7 +71,7 @@ class Target:
 
 def target_for(precision: str, config: ExportConfig) -> Target:
     if config.accuracy_target is not None:
-        from ..errors import ConfigError
+        from ..core.errors import ConfigError
 
         if not config.accuracy_target > 0:
             raise ConfigError(f"--accuracy-target {config.accuracy_target} is not positive",
@@ -144,43 +145,6 @@ def cached_ranges(parent: Artifact, images: ImageSet, config: ExportConfig, shap
     steps.say(f"    calibrated {len(ranges)} tensors on {len(images.calib)} images in {seconds:.1f} s; cached in {path}")
     info.update(reused=False, tensors=len(ranges), seconds=round(seconds, 2))
     return ranges, path, info
-
-
-class GraphRunner:
-    """ONNX Runtime CPU session over a graph file, run batch-wise for static-batch graphs."""
-
-    def __init__(self, path: Path, shape: GraphShape, optimization: str = "all") -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.graph_optimization_level = {
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        }[optimization]
-        self.session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-        self.shape = shape
-
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        fixed = self.shape.batch
-        if fixed is None:
-            return np.asarray(self.session.run(None, {"image": batch})[0])
-        outputs = []
-        for start in range(0, batch.shape[0], fixed):
-            chunk = batch[start : start + fixed]
-            real = chunk.shape[0]
-            if real < fixed:
-                chunk = np.concatenate([chunk] + [chunk[-1:]] * (fixed - real), axis=0)
-            outputs.append(np.asarray(self.session.run(None, {"image": chunk})[0])[:real])
-        return np.concatenate(outputs, axis=0)
-
-
-def run_graph(path: Path, shape: GraphShape, batch: np.ndarray, optimization: str = "all") -> np.ndarray:
-    runner = GraphRunner(path, shape, optimization)
-    try:
-        return runner.run(batch)
-    finally:
-        del runner
 
 
 def reference_outputs(parent: Artifact, images: ImageSet, config: ExportConfig, steps: Steps) -> np.ndarray:

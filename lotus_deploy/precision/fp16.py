@@ -1,7 +1,7 @@
 """[onnx, onnxconverter-common, onnxruntime] ``onnx-fp16``: fp16 weights and compute, fp32 islands found by measurement.
 
 Converter: onnxconverter-common's ``convert_float_to_float16`` (maintained, pure Python, no CUDA
-dependency; ModelOpt AutoCast failed here on dynamic H/W graphs, DESIGN.md §2). The graph keeps its fp32
+dependency; ModelOpt AutoCast failed here on dynamic H/W graphs, docs/tensorrt.md). The graph keeps its fp32
 ``image`` input and fp32 output (``keep_io_types``); every other float tensor becomes fp16 except in the
 nodes kept in fp32.
 
@@ -31,11 +31,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import Artifact, staged_artifact
-from ..config import ExportConfig
-from ..deps import require
-from ..export import ExportResult
-from ..progress import Steps
+from ..core.artifacts import Artifact, staged_artifact
+from ..core.config import ExportConfig
+from ..core.deps import require
+from ..core.progress import Steps
+from ..core.results import ExportResult
+from ..export.common import save_with_external_data
+from ..onnxrt import run_graph
 from . import common, inputs
 from .graph import load_structure, save_structure, work_folder
 
@@ -100,7 +102,7 @@ def convert(parent: Artifact, work: Path, block: list[str]) -> tuple[Path, list[
                 if attr.name == "to" and attr.i == onnx.TensorProto.FLOAT:
                     attr.i = onnx.TensorProto.FLOAT16
     path = work / "fp16.onnx"
-    onnx.save_model(converted, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location="fp16.onnx.data", size_threshold=1024)
+    save_with_external_data(converted, path, "fp16.onnx.data", check=False)
     del converted
     return path, sorted(op for op in op_block if op in present_ops)
 
@@ -134,7 +136,7 @@ def export_fp16(parent: Artifact, config: ExportConfig, quiet: bool = False) -> 
                 if len(kept) > 40:
                     steps.say(f"      ... and {len(kept) - 40} more (all listed in the manifest)")
                 path, kept_ops = convert(parent, work, [k["node"] for k in kept])
-                report = common.evaluate(common.run_graph(path, shape, images.eval_batch), reference, target)
+                report = common.evaluate(run_graph(path, shape, images.eval_batch), reference, target)
                 steps.say(f"    held-out parity ({CPU_LABEL}): {report.summary()}")
                 rounds.append({"headroom": headroom, "kept": len(kept), "error": target.error_of(report), "passed": report.passed})
                 if report.passed:
@@ -162,7 +164,7 @@ def _publish(path: Path, staging: Path) -> None:
     """Move the converted graph into the staging folder as model.onnx + model.onnx.data."""
     import onnx
 
-    from ..artifacts import ONNX_DATA, ONNX_FILE
+    from ..core.artifacts import ONNX_DATA, ONNX_FILE
 
     model = onnx.load(str(path), load_external_data=False)
     for tensor in model.graph.initializer:

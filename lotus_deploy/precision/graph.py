@@ -23,8 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import ONNX_DATA, ONNX_FILE
-from ..progress import bar
+from ..core.artifacts import ONNX_DATA, ONNX_FILE
+from ..core.progress import bar
+from ..export.common import save_with_external_data
+from ..onnxrt import make_session
 
 COMPUTE_OPS = ("Conv", "MatMul", "Gemm")
 PARENT_DATA = "parent.onnx.data"  # name of the link to the parent's weights inside a work folder
@@ -79,10 +81,8 @@ def materialize(graph_path: Path, folder: Path) -> None:
     for tensor in model.graph.initializer:  # forget where the weights came from
         del tensor.external_data[:]
         tensor.data_location = onnx.TensorProto.DEFAULT
-    onnx.save_model(model, str(Path(folder) / ONNX_FILE), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location=ONNX_DATA, size_threshold=1024)
+    save_with_external_data(model, Path(folder) / ONNX_FILE, ONNX_DATA)
     del model
-    onnx.checker.check_model(str(Path(folder) / ONNX_FILE))
 
 
 def drop_unused(model: Any) -> None:
@@ -134,17 +134,11 @@ def runtime_macs(graph_path: Path, model: Any, sample: np.ndarray) -> dict[str, 
     shape inference gives up (dynamic Reshape chains in an un-slimmed graph)."""
     import json
 
-    import onnxruntime as ort
 
     weights = {t.name: list(t.dims) for t in model.graph.initializer}
     compute = {n.name: n for n in model.graph.node if n.op_type in COMPUTE_OPS}
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.enable_profiling = True
     with tempfile.TemporaryDirectory(prefix="lotus-macs-") as scratch:  # never in the (read-only) parent's folder
-        options.profile_file_prefix = str(Path(scratch) / "profile")
-        session = ort.InferenceSession(str(graph_path), sess_options=options, providers=["CPUExecutionProvider"])
+        session = make_session(graph_path, optimization="none", profile_prefix=Path(scratch) / "profile")
         session.run(None, {"image": sample})
         events = json.loads(Path(session.end_profiling()).read_text())
         del session
@@ -202,7 +196,6 @@ def collect_ranges(parent_folder: Path, inputs: Iterable[np.ndarray], count: int
     or of the Conv/MatMul/Gemm activation inputs only (``"compute-inputs"``, for int8: reducing
     every tensor keeps ONNX Runtime from fusing and makes a pass several times slower)."""
     import onnx
-    import onnxruntime as ort
 
     model = load_structure(parent_folder)
     names = float_tensors(model) if tensors == "all" else compute_inputs(model)
@@ -216,9 +209,7 @@ def collect_ranges(parent_folder: Path, inputs: Iterable[np.ndarray], count: int
     path = work / "ranges.onnx"
     save_structure(model, path)
     del model
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    session = make_session(path)
     wanted = [o.name for o in session.get_outputs()][1:]
     low = {n: np.inf for n in names}
     high = {n: -np.inf for n in names}

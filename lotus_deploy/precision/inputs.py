@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import sha256_file
-from ..config import ExportConfig
-from ..contract import GraphShape, round_up
-from ..errors import ConfigError, NoImagesError
-from ..preprocess import list_images, load_image, preprocess
+from ..core.artifacts import sha256_file
+from ..core.config import ExportConfig
+from ..core.contract import GraphShape, round_up
+from ..core.errors import ConfigError, NoImagesError
+from ..image.preprocess import list_images, load_image, preprocess
 
 HOLD_OUT_EVERY = 4
 MAX_EVAL_IMAGES = 8
@@ -80,7 +80,7 @@ def choose(config: ExportConfig, require_calib: bool) -> tuple[list[Path], list[
 
 def prepare(config: ExportConfig, shape: GraphShape, require_calib: bool) -> ImageSet:
     """Decode and pre-process everything (one-line errors for unreadable files) before heavy work."""
-    from ..parity_inputs import synthetic_images
+    from ..export.parity_inputs import synthetic_images
 
     calib_paths, eval_paths, calib_source, eval_source = choose(config, require_calib)
     notes = []

@@ -2,7 +2,7 @@
 
 Quantizer: ONNX Runtime's ``quantize_static`` in QDQ format, chosen over ModelOpt's ONNX PTQ because it
 needs nothing beyond the ``onnx``/``onnxruntime`` this project already installs (``nvidia-modelopt[onnx]``
-drags in onnxruntime-gpu, cupy and an older onnx, DESIGN.md §2), takes pre-computed ranges as its
+drags in onnxruntime-gpu, cupy and an older onnx, docs/tensorrt.md), takes pre-computed ranges as its
 calibration cache (``calibration_cache_path``), and emits the layout TensorRT's explicit-quantization
 path consumes and fuses:
 
@@ -41,12 +41,13 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import Artifact, staged_artifact, write_json_atomic
-from ..config import ExportConfig
-from ..deps import require
-from ..errors import DependencyError
-from ..export import ExportResult
-from ..progress import Steps, bar
+from ..core.artifacts import Artifact, staged_artifact, write_json_atomic
+from ..core.config import ExportConfig
+from ..core.deps import require
+from ..core.errors import DependencyError
+from ..core.progress import Steps, bar
+from ..core.results import ExportResult
+from ..onnxrt import run_graph
 from . import common, inputs
 from .graph import (
     COMPUTE_OPS,
@@ -171,7 +172,7 @@ class Variants:
         path = self.save(nodes)
         try:
             # "basic": no QDQ fusion at session creation (much faster to load); same fake-quant numerics
-            report = common.evaluate(common.run_graph(path, shape, batch, optimization="basic"), reference, target)
+            report = common.evaluate(run_graph(path, shape, batch, optimization="basic"), reference, target)
         finally:
             path.unlink(missing_ok=True)
         return target.error_of(report), report
@@ -210,7 +211,7 @@ def int8_nodes(model: Any) -> set[str]:
 
 def _probe(images: inputs.ImageSet, config: ExportConfig, shape: Any) -> np.ndarray:
     """The first calibration image at half the calibration size (at least 64): ranks groups 4x faster."""
-    from ..preprocess import load_image, preprocess
+    from ..image.preprocess import load_image, preprocess
 
     size = int(config.extra.get("probe_size", max(64, config.calib_size // 2)))  # type: ignore[call-overload]
     if shape.is_static or not images.calib_paths:
@@ -234,7 +235,7 @@ def export_int8(parent: Artifact, config: ExportConfig, quiet: bool = False) -> 
         with steps.step(f"fp32 reference on {len(images.eval_names)} held-out images ({images.eval_source}) and the probe"):
             reference = common.reference_outputs(parent, images, config, steps)
             probe = _probe(images, config, shape)
-            probe_reference = common.run_graph(parent.model_path, shape, probe)
+            probe_reference = run_graph(parent.model_path, shape, probe)
         with steps.step("quantizing (Q/DQ, symmetric int8, per-channel weights)"):
             structure = load_structure(parent.folder)
             kept_rules = default_kept(structure)
@@ -262,9 +263,9 @@ def export_int8(parent: Artifact, config: ExportConfig, quiet: bool = False) -> 
             published = onnx.load(str(staging / "model.onnx"), load_external_data=False)
             in_int8 = int8_nodes(published)
             del published
-            report = common.evaluate(common.run_graph(staging / "model.onnx", shape, images.eval_batch, optimization="basic"), reference, target)
+            report = common.evaluate(run_graph(staging / "model.onnx", shape, images.eval_batch, optimization="basic"), reference, target)
             steps.say(f"    {report.summary()}  ({CPU_LABEL})")
-            fused = common.evaluate(common.run_graph(staging / "model.onnx", shape, images.eval_batch), reference, target)
+            fused = common.evaluate(run_graph(staging / "model.onnx", shape, images.eval_batch), reference, target)
             steps.say(f"    for information, ONNX Runtime's fused int8 CPU kernels: {fused.summary()}")
         share = sum(macs.get(n, 0) for n in in_int8) / total_macs
         blocked = []
@@ -319,7 +320,7 @@ def _search(variants: Variants, groups: dict[str, list[str]], macs: dict[str, in
         result["evaluations"].append({"returned": len(groups), "held_out_error": error, "passed": report.passed})
         steps.say(f"    every searchable group in fp32: held-out {report.summary()}")
         if not report.passed:
-            from ..errors import ParityError
+            from ..core.errors import ParityError
 
             raise ParityError(f"int8 graph cannot meet {target.describe()} even with every searchable group in fp32 "
                               f"(best: {report.summary()})",

@@ -11,10 +11,10 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ..artifacts import Artifact
-from ..config import Task
-from ..contract import GraphShape
-from ..errors import ConfigError
+from ..core.artifacts import Artifact
+from ..core.config import Task
+from ..core.contract import GraphShape
+from ..core.errors import ConfigError
 
 
 @runtime_checkable

@@ -1,6 +1,6 @@
 """``DepthEstimator``: images in, depth/disparity/normals out, through any backend.
 
-It owns the DESIGN.md §3 pre/post-processing so every backend sees the same tensors, batches images
+It owns the docs/contract.md pre/post-processing so every backend sees the same tensors, batches images
 that share a padded size, and takes the output meaning from the artifact's manifest.
 """
 
@@ -13,12 +13,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ..artifacts import Artifact, open_artifact
-from ..config import DEFAULT_PROCESSING_RES, OutputMeaning, Task
-from ..contract import GraphShape
-from ..errors import ConfigError, LotusError
-from ..postprocess import crop_and_resize, decode_depth, decode_normal, save_prediction
-from ..preprocess import PreprocessInfo, load_image, preprocess, to_rgb_array, validate_processing_res
+from ..core.artifacts import Artifact, open_artifact
+from ..core.config import DEFAULT_PROCESSING_RES, OutputMeaning, Task
+from ..core.contract import GraphShape
+from ..core.errors import ConfigError, LotusError
+from ..image.postprocess import crop_and_resize, decode_depth, decode_normal, save_prediction
+from ..image.preprocess import PreprocessInfo, load_image, preprocess, to_rgb_array, validate_processing_res
 from .base import Backend, load_backend
 
 ImageLike = Any  # path, numpy uint8 HxWx3 / HxW / HxWx4, or PIL image

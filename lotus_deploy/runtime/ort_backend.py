@@ -10,13 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import Artifact
-from ..config import Task
-from ..contract import INPUT_NAME, GraphShape, output_name
-from ..deps import require
-from ..errors import ArtifactError
+from ..core.artifacts import Artifact
+from ..core.config import Task
+from ..core.contract import INPUT_NAME, GraphShape, output_name
+from ..core.errors import ArtifactError
+from ..onnxrt.session import CPU, make_session
 
-CPU = "CPUExecutionProvider"
+__all__ = ["CPU", "OnnxRuntimeBackend"]
 
 
 class OnnxRuntimeBackend:
@@ -26,24 +26,10 @@ class OnnxRuntimeBackend:
 
     def __init__(self, artifact: Artifact, providers: list[Any] | None = None, threads: int = 0,
                  optimization: str = "all") -> None:
-        ort = require("onnxruntime")
         self.artifact = artifact
         self.task: Task = artifact.task
         self.shape: GraphShape = artifact.shape
-        options = ort.SessionOptions()
-        options.graph_optimization_level = {
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-        }[optimization]
-        if threads:
-            options.intra_op_num_threads = threads
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(artifact.model_path), sess_options=options, providers=providers or [CPU])
-        except Exception as exc:  # ORT raises its own exception types for bad files
-            first = str(exc).strip().splitlines()[0][:300]
-            raise ArtifactError(f"ONNX Runtime cannot load {artifact.model_path}: {first}", "re-export the artifact (is model.onnx.data beside it?)") from None
+        self.session = make_session(artifact.model_path, providers=providers, threads=threads, optimization=optimization)
         inputs = [i.name for i in self.session.get_inputs()]
         outputs = [o.name for o in self.session.get_outputs()]
         if inputs != [INPUT_NAME] or outputs != [output_name(self.task)]:

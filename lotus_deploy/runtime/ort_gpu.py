@@ -4,7 +4,7 @@
 * ``ort-trt``: TensorRT execution provider, with its engine cache and timing cache on disk so the
   (slow) engine build happens once per graph, profile, TensorRT version and GPU. Precision lives in
   the graph, so the EP's own ``trt_fp16_enable``/``trt_int8_enable`` are never set. The profile is the
-  one :mod:`lotus_deploy.trt_build` derives (dynamic by default here: 64..768, opt 512), so new image
+  one :mod:`lotus_deploy.core.profile` derives (dynamic by default here: 64..768, opt 512), so new image
   sizes inside it never trigger a rebuild.
 
 ONNX Runtime silently falls back to the CPU when a provider cannot load (missing CUDA/cuDNN/TensorRT
@@ -15,15 +15,15 @@ otherwise.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import MANIFEST, Artifact
-from ..contract import INPUT_NAME
-from ..deps import require
-from ..errors import ConfigError, DependencyError
-from ..trt_build import EngineProfile, derive_profile
+from ..core.artifacts import MANIFEST, Artifact
+from ..core.cache import cache_root
+from ..core.contract import INPUT_NAME
+from ..core.deps import require
+from ..core.errors import ConfigError, DependencyError
+from ..core.profile import EngineProfile, derive_profile
 from .ort_backend import CPU, OnnxRuntimeBackend
 
 CUDA_EP = "CUDAExecutionProvider"
@@ -66,8 +66,8 @@ class OrtCudaBackend(OnnxRuntimeBackend):
 
 
 def default_cache_dir(artifact: Artifact) -> Path:
-    """``$LOTUS_DEPLOY_CACHE`` (default ~/.cache/lotus-deploy)/ort-trt/<folder>-<manifest hash>: one per graph."""
-    root = Path(os.environ.get("LOTUS_DEPLOY_CACHE", "~/.cache/lotus-deploy")).expanduser()
+    """``$LOTUS_DEPLOY_HOME`` (default ~/.cache/lotus-deploy)/ort-trt/<folder>-<manifest hash>: one per graph."""
+    root = cache_root()
     try:
         digest = hashlib.sha256((artifact.folder / MANIFEST).read_bytes()).hexdigest()[:12]
     except OSError:

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import Artifact
-from ..config import OutputMeaning, Task, infer_task
-from ..contract import GraphShape
-from ..errors import ConfigError
+from ..core.artifacts import Artifact
+from ..core.config import OutputMeaning, Task, infer_task
+from ..core.contract import GraphShape
+from ..core.errors import ConfigError
 
 
 class TorchBackend:
@@ -25,7 +25,8 @@ class TorchBackend:
                  device: str = "cpu", dtype: str = "float32", threads: int = 0) -> None:
         import torch
 
-        from ..model import build_module, load_checkpoint
+        from ..model.checkpoint import load_checkpoint
+        from ..model.fused import build_module
 
         if artifact is not None:
             model = model or artifact.source_model

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import Artifact
-from ..config import Task
+from ..core.artifacts import Artifact
+from ..core.config import Task
 from .torch_backend import TorchBackend
 
 

@@ -1,4 +1,4 @@
-// manifest.json beside an engine (DESIGN.md §3): what the demo needs from it, and the
+// manifest.json beside an engine (docs/contract.md): what the demo needs from it, and the
 // compatibility rule (same TensorRT version, same GPU compute capability). No TensorRT here, so
 // CI tests it without a GPU.
 #pragma once

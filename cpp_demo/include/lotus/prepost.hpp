@@ -1,5 +1,5 @@
-// Lotus-D pre/post-processing in C++17, step for step as ../shared/DESIGN.md §3 specifies and as
-// lotus_deploy/preprocess.py + postprocess.py implement it. No TensorRT or CUDA here: this library
+// Lotus-D pre/post-processing in C++17, step for step as ../shared/docs/contract.md specifies and as
+// lotus_deploy/image/preprocess.py + postprocess.py implement it. No TensorRT or CUDA here: this library
 // builds and is tested everywhere; the demo program links it.
 #pragma once
 

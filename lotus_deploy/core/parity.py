@@ -1,0 +1,139 @@
+"""Compare a candidate's outputs with a reference's: the numbers docs/contract.md reports.
+
+Pure numpy, so the same comparator serves ONNX Runtime, TensorRT and PyTorch backends. Errors are
+always reported; the pass rule (max absolute error, no NaN/Inf, optional task-metric targets) is
+applied separately so tolerances can be printed and overridden.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .config import Task
+
+DELTA1_THRESHOLD = 1.25
+NORMAL_GOOD_DEG = 11.25
+
+
+@dataclass
+class ParityReport:
+    task: str
+    samples: int
+    max_abs: float
+    mean_abs: float
+    nan_inf_candidate: int
+    nan_inf_reference: int
+    absrel: float | None = None
+    delta1: float | None = None
+    mean_angle_deg: float | None = None
+    within_11_25: float | None = None
+    tolerances: dict[str, float] = field(default_factory=dict)
+    passed: bool | None = None
+    failures: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        parts = [f"max|Δ| {self.max_abs:.3g}", f"mean|Δ| {self.mean_abs:.3g}", f"NaN/Inf {self.nan_inf_candidate}"]
+        if self.absrel is not None:
+            parts += [f"AbsRel {self.absrel:.4g}", f"δ1 {self.delta1:.4f}"]
+        if self.mean_angle_deg is not None:
+            parts += [f"mean angle {self.mean_angle_deg:.3g}°", f"<11.25° {self.within_11_25:.4f}"]
+        verdict = "" if self.passed is None else (" PASS" if self.passed else " FAIL: " + "; ".join(self.failures))
+        return ", ".join(parts) + verdict
+
+
+def align_scale_shift(prediction: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Least-squares scale s and shift t minimising |s*prediction + t - target|², applied."""
+    p = prediction.reshape(-1).astype(np.float64)
+    q = target.reshape(-1).astype(np.float64)
+    design = np.stack([p, np.ones_like(p)], axis=1)
+    (scale, shift), *_ = np.linalg.lstsq(design, q, rcond=None)
+    return (prediction.astype(np.float64) * scale + shift).reshape(prediction.shape)
+
+
+def depth_metrics(candidate: np.ndarray, reference: np.ndarray, eps: float = 1e-6) -> tuple[float, float]:
+    """AbsRel and δ1 of the candidate after per-sample scale-and-shift alignment to the reference."""
+    absrels, deltas = [], []
+    for cand, ref in zip(candidate, reference, strict=True):
+        aligned = align_scale_shift(cand, ref)
+        ref64 = ref.astype(np.float64)
+        valid = ref64 > eps
+        if not valid.any():
+            continue
+        a = np.clip(aligned[valid], eps, None)
+        r = ref64[valid]
+        absrels.append(float(np.mean(np.abs(a - r) / r)))
+        deltas.append(float(np.mean(np.maximum(a / r, r / a) < DELTA1_THRESHOLD)))
+    if not absrels:
+        return float("nan"), float("nan")
+    return float(np.mean(absrels)), float(np.mean(deltas))
+
+
+def normal_metrics(candidate: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    """Mean angular error (degrees) and the share of pixels within 11.25°; inputs [N,3,H,W]."""
+    c = candidate.astype(np.float64)
+    r = reference.astype(np.float64)
+    c = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
+    r = r / np.maximum(np.linalg.norm(r, axis=1, keepdims=True), 1e-12)
+    cos = np.clip(np.sum(c * r, axis=1), -1.0, 1.0)
+    angles = np.degrees(np.arccos(cos))
+    return float(angles.mean()), float(np.mean(angles < NORMAL_GOOD_DEG))
+
+
+def compare(candidate: np.ndarray, reference: np.ndarray, task: Task) -> ParityReport:
+    """Error statistics of ``candidate`` against ``reference`` (both [N,C,H,W])."""
+    if candidate.shape != reference.shape:
+        raise ValueError(f"shapes differ: candidate {candidate.shape}, reference {reference.shape}")
+    cand = candidate.astype(np.float64)
+    ref = reference.astype(np.float64)
+    bad_c = int(np.count_nonzero(~np.isfinite(cand)))
+    bad_r = int(np.count_nonzero(~np.isfinite(ref)))
+    finite = np.isfinite(cand) & np.isfinite(ref)
+    diff = np.abs(cand - ref)[finite]
+    report = ParityReport(
+        task=task.value,
+        samples=int(candidate.shape[0]),
+        max_abs=float(diff.max()) if diff.size else float("nan"),
+        mean_abs=float(diff.mean()) if diff.size else float("nan"),
+        nan_inf_candidate=bad_c,
+        nan_inf_reference=bad_r,
+    )
+    if task is Task.DEPTH:
+        report.absrel, report.delta1 = depth_metrics(np.nan_to_num(cand), np.nan_to_num(ref))
+    else:
+        report.mean_angle_deg, report.within_11_25 = normal_metrics(np.nan_to_num(cand), np.nan_to_num(ref))
+    return report
+
+
+def judge(report: ParityReport, max_abs: float | None = None, absrel: float | None = None,
+          delta1: float | None = None, mean_angle_deg: float | None = None) -> ParityReport:
+    """Apply the given tolerances (None = not checked); NaN/Inf in the candidate always fails."""
+    failures = []
+    tolerances: dict[str, float] = {}
+    if report.nan_inf_candidate:
+        failures.append(f"{report.nan_inf_candidate} NaN/Inf values")
+    if max_abs is not None:
+        tolerances["max_abs"] = max_abs
+        if not report.max_abs <= max_abs:
+            failures.append(f"max|Δ| {report.max_abs:.3g} > {max_abs:g}")
+    if absrel is not None and report.absrel is not None:
+        tolerances["absrel"] = absrel
+        if not report.absrel <= absrel:
+            failures.append(f"AbsRel {report.absrel:.4g} > {absrel:g}")
+    if delta1 is not None and report.delta1 is not None:
+        tolerances["delta1_min"] = delta1
+        if not report.delta1 >= delta1:
+            failures.append(f"δ1 {report.delta1:.4f} < {delta1:g}")
+    if mean_angle_deg is not None and report.mean_angle_deg is not None:
+        tolerances["mean_angle_deg"] = mean_angle_deg
+        if not report.mean_angle_deg <= mean_angle_deg:
+            failures.append(f"mean angle {report.mean_angle_deg:.3g}° > {mean_angle_deg:g}°")
+    report.tolerances = tolerances
+    report.failures = failures
+    report.passed = not failures
+    return report

@@ -1,0 +1,203 @@
+"""Built-in Lotus-D-shaped checkpoints with seeded random weights, for offline use.
+
+``builtin:tiny`` builds in seconds (tests); ``builtin:full`` has the exact SD2-base UNet and VAE shapes
+of the released Lotus-D checkpoints (~951 M parameters) for realistic exports and timings. Both are
+written once to a cache folder in the diffusers layout and then loaded through the same code as any
+downloaded checkpoint, so that code is what the tests exercise.
+
+The CLIP text encoder only runs once at export (to embed the empty prompt), so the built-in ones keep
+the 1024-wide output of SD2's encoder but use one layer; the tokenizer is generated (byte-level
+vocabulary plus CLIP's BOS/EOS), since none can be downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..core.cache import cache_root
+from ..core.errors import CheckpointError
+from ..core.safe_io import make_temp_folder, normalize_permissions
+
+BUILTIN_PREFIX = "builtin:"
+_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BuiltinSpec:
+    unet: dict[str, Any]
+    vae: dict[str, Any]
+    text_hidden: int
+    text_layers: int
+    text_heads: int
+    seed: int = 0
+
+
+_LOTUS_UNET = {"class_embed_type": "projection", "projection_class_embeddings_input_dim": 4, "in_channels": 4, "out_channels": 4}
+
+SPECS: dict[str, BuiltinSpec] = {
+    "tiny": BuiltinSpec(
+        unet={
+            **_LOTUS_UNET,
+            "sample_size": 8,
+            "block_out_channels": (32, 64),
+            "layers_per_block": 1,
+            "down_block_types": ("CrossAttnDownBlock2D", "DownBlock2D"),
+            "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D"),
+            "attention_head_dim": (2, 4),
+            "cross_attention_dim": 32,
+            "norm_num_groups": 8,
+            "use_linear_projection": True,
+        },
+        vae={
+            "block_out_channels": (8, 16, 16, 16),
+            "down_block_types": ("DownEncoderBlock2D",) * 4,
+            "up_block_types": ("UpDecoderBlock2D",) * 4,
+            "layers_per_block": 1,
+            "latent_channels": 4,
+            "norm_num_groups": 4,
+            "sample_size": 64,
+        },
+        text_hidden=32,
+        text_layers=1,
+        text_heads=2,
+    ),
+    # stabilityai/stable-diffusion-2-base shapes + Lotus-D's class projection (docs/model.md).
+    "full": BuiltinSpec(
+        unet={
+            **_LOTUS_UNET,
+            "sample_size": 96,
+            "block_out_channels": (320, 640, 1280, 1280),
+            "layers_per_block": 2,
+            "down_block_types": ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+            "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+            "attention_head_dim": (5, 10, 20, 20),
+            "cross_attention_dim": 1024,
+            "norm_num_groups": 32,
+            "use_linear_projection": True,
+        },
+        vae={
+            "block_out_channels": (128, 256, 512, 512),
+            "down_block_types": ("DownEncoderBlock2D",) * 4,
+            "up_block_types": ("UpDecoderBlock2D",) * 4,
+            "layers_per_block": 2,
+            "latent_channels": 4,
+            "norm_num_groups": 32,
+            "sample_size": 768,
+        },
+        text_hidden=1024,
+        text_layers=1,
+        text_heads=16,
+    ),
+}
+
+
+def builtin_names() -> list[str]:
+    return [BUILTIN_PREFIX + name for name in SPECS]
+
+
+def is_builtin_folder(folder: Path) -> bool:
+    """True for a folder inside the built-in model cache (generated here, never downloaded)."""
+    try:
+        Path(folder).resolve().relative_to((cache_root() / "builtin").resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def builtin_path(model: str) -> Path:
+    """Folder of a built-in checkpoint, building it on first use."""
+    name = model[len(BUILTIN_PREFIX) :]
+    if name not in SPECS:
+        raise CheckpointError(f"unknown built-in model {model!r}", f"use one of: {', '.join(builtin_names())}")
+    folder = cache_root() / "builtin" / f"{name}-v{_FORMAT_VERSION}"
+    if not (folder / "model_index.json").is_file():
+        _build(SPECS[name], folder)
+    return folder
+
+
+def _byte_vocab() -> dict[str, int]:
+    """CLIP's byte-to-unicode alphabet, each symbol alone and word-final, then BOS and EOS."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    codes = printable[:]
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            codes.append(256 + extra)
+            extra += 1
+    symbols = [chr(code) for code in codes]
+    vocab = {symbol: index for index, symbol in enumerate(symbols)}
+    vocab.update({symbol + "</w>": len(symbols) + index for index, symbol in enumerate(symbols)})
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    return vocab
+
+
+def _write_tokenizer(folder: Path) -> int:
+    from transformers import CLIPTokenizer
+
+    vocab = _byte_vocab()
+    with tempfile.TemporaryDirectory() as scratch:
+        vocab_file = Path(scratch) / "vocab.json"
+        merges_file = Path(scratch) / "merges.txt"
+        vocab_file.write_text(json.dumps(vocab))
+        merges_file.write_text("#version: 0.2\n")
+        tokenizer = CLIPTokenizer(str(vocab_file), str(merges_file), model_max_length=77)
+        tokenizer.save_pretrained(str(folder))
+    return len(vocab)
+
+
+def _build(spec: BuiltinSpec, folder: Path) -> None:
+    """Create the checkpoint in a staging folder and rename it into place (safe under concurrency)."""
+    import torch
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    staging = make_temp_folder(folder.parent, prefix=f".{folder.name}.")
+    try:
+        torch.manual_seed(spec.seed)
+        vocab_size = _write_tokenizer(staging / "tokenizer")
+        text_config = CLIPTextConfig(
+            vocab_size=vocab_size,
+            hidden_size=spec.text_hidden,
+            intermediate_size=spec.text_hidden * 4,
+            num_hidden_layers=spec.text_layers,
+            num_attention_heads=spec.text_heads,
+            max_position_embeddings=77,
+            hidden_act="gelu",
+            projection_dim=spec.text_hidden,
+            bos_token_id=vocab_size - 2,
+            eos_token_id=vocab_size - 1,
+            pad_token_id=vocab_size - 1,
+        )
+        CLIPTextModel(text_config).save_pretrained(staging / "text_encoder")
+        # diffusers mixins (ModelMixin/ConfigMixin) provide save_pretrained; mypy cannot see them through diffusers lazy imports
+        UNet2DConditionModel(**spec.unet).save_pretrained(staging / "unet")  # type: ignore[attr-defined]
+        AutoencoderKL(**spec.vae).save_pretrained(staging / "vae")  # type: ignore[attr-defined]
+        DDPMScheduler(num_train_timesteps=1000, prediction_type="sample").save_pretrained(staging / "scheduler")  # type: ignore[attr-defined]
+        index = {
+            "_class_name": "LotusDPipeline",
+            "_diffusers_version": "builtin",
+            "unet": ["diffusers", "UNet2DConditionModel"],
+            "vae": ["diffusers", "AutoencoderKL"],
+            "text_encoder": ["transformers", "CLIPTextModel"],
+            "tokenizer": ["transformers", "CLIPTokenizer"],
+            "scheduler": ["diffusers", "DDPMScheduler"],
+        }
+        (staging / "model_index.json").write_text(json.dumps(index, indent=2))
+        (staging / "LICENSE.txt").write_text("Random weights generated by lotus-deploy (seeded); no licence restrictions.\n")
+        normalize_permissions(staging)
+        try:
+            os.replace(staging, folder)
+        except OSError:
+            if not (folder / "model_index.json").is_file():  # a concurrent build won the race only if it finished
+                raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
