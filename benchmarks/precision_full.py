@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from lotus_deploy.core.artifacts import open_artifact, tool_versions
-from lotus_deploy.core.config import EngineKind, ExportConfig
+from lotus_deploy.core.config import EngineKind, ExportConfig, ExportSettings, PrecisionSettings
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAME = "precision_full_256"
@@ -37,8 +37,7 @@ def export_stage(kind: str, fp32: Path, work: Path, calib: Path) -> dict:
 
     parent = open_artifact(fp32, check_hashes=False)
     engine = EngineKind.ONNX_FP16 if kind == "fp16" else EngineKind.ONNX_INT8
-    config = ExportConfig(model=parent.source_model or "builtin:full", engine=engine, output=work / f"full-{kind}", force=True,
-                          calib_dir=calib, calib_size=256, parity_size=256)
+    config = ExportConfig(model=parent.source_model or "builtin:full", engine=engine, output=work / f"full-{kind}", force=True, export=ExportSettings(parity_size=256), precision=PrecisionSettings(calib_dir=calib, calib_size=256))
     start = time.perf_counter()
     result = (export_fp16 if kind == "fp16" else export_int8)(parent, config, False)
     seconds = time.perf_counter() - start

@@ -163,12 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.video.is_file():
         artifact = args.artifact
         if artifact is None:
-            from lotus_deploy.core.config import ExportConfig
+            from lotus_deploy.core.config import ExportConfig, ExportSettings
             from lotus_deploy.export.fused import export_onnx
 
             artifact = scratch / "tiny"
             if not (artifact / "manifest.json").is_file():
-                export_onnx(ExportConfig(model="builtin:tiny", output=artifact, parity=False, force=True), quiet=True)
+                export_onnx(ExportConfig(model="builtin:tiny", output=artifact, force=True, export=ExportSettings(parity=False)), quiet=True)
         data["artifact"] = "builtin:tiny (exported fp32 ONNX)" if args.artifact is None else str(args.artifact)
         data["processing_res"] = args.processing_res
         data["video"] = video_flicker(artifact, args.video, args.processing_res, args.max_frames, scratch)

@@ -36,12 +36,12 @@ def _settings_match(artifact: Artifact, config: ExportConfig) -> list[str]:
         "task": (m.get("task"), config.task.value),
         "output meaning": (m.get("output_meaning"), config.meaning.value),
         "engine": (m.get("engine"), config.engine.value),
-        "opset": (m.get("opset"), config.opset),
+        "opset": (m.get("opset"), config.export.opset),
         "shape": (m.get("shape"), {"batch": config.batch, "height": config.height, "width": config.width}),
     }
     if config.engine is EngineKind.ONNX:  # how the fp32 graph was traced (numerics.py) and whether split/ exists
-        wanted["groupnorm"] = (m.get("export", {}).get("groupnorm"), config.groupnorm)
-        if config.split:
+        wanted["groupnorm"] = (m.get("export", {}).get("groupnorm"), config.export.groupnorm)
+        if config.export.split:
             wanted["split graphs"] = ("split" in m, True)
     return [f"{key} {have!r} (wanted {want!r})" for key, (have, want) in wanted.items() if have != want]
 
@@ -91,7 +91,7 @@ def required_modules(config: ExportConfig) -> list[str]:
     while fp32.engine is not EngineKind.ONNX:
         fp32 = parent_config(fp32)
     if fp32 is config or not holds_artifact(fp32.artifact_dir):
-        needed += [*EXPORT_MODULES, *(["onnxruntime"] if config.parity else [])]
+        needed += [*EXPORT_MODULES, *(["onnxruntime"] if config.export.parity else [])]
     if config.engine.precision is not Precision.FP32:
         needed += ["onnx", "onnxruntime"] + (["onnxconverter_common"] if config.engine.precision is Precision.FP16 else [])
     return needed

@@ -183,7 +183,7 @@ def test_every_file_written_follows_the_umask(tmp_path: Path) -> None:
 def test_int8_from_a_read_only_parent_writes_nothing_into_it(tiny_depth_onnx: Path, tmp_path: Path) -> None:
     from PIL import Image
 
-    from lotus_deploy.core.config import EngineKind, ExportConfig
+    from lotus_deploy.core.config import EngineKind, ExportConfig, ExportSettings, PrecisionSettings
     from lotus_deploy.export.parity_inputs import synthetic_images
     from lotus_deploy.precision import export_int8
 
@@ -194,8 +194,7 @@ def test_int8_from_a_read_only_parent_writes_nothing_into_it(tiny_depth_onnx: Pa
     for index, img in enumerate(synthetic_images(3, size=(96, 128), seed=3)):
         Image.fromarray(img).save(calib / f"{index}.png")
     before = snapshot(parent)
-    config = ExportConfig(model="builtin:tiny", engine=EngineKind.ONNX_INT8, output=tmp_path / "int8", calib_dir=calib,
-                          calib_count=3, calib_size=64, parity_size=64, accuracy_target=1.0)
+    config = ExportConfig(model="builtin:tiny", engine=EngineKind.ONNX_INT8, output=tmp_path / "int8", export=ExportSettings(parity_size=64), precision=PrecisionSettings(calib_dir=calib, calib_count=3, calib_size=64, accuracy_target=1.0))
     with read_only(parent):
         export_int8(open_artifact(parent), config, True)
     assert snapshot(parent) == before
@@ -239,10 +238,10 @@ def test_malformed_manifests_fail_in_one_line(tiny_depth_onnx: Path, tmp_path: P
 
 def test_truncated_split_graph_fails_verification(tmp_path: Path) -> None:
     art = tmp_path / "art"
-    from lotus_deploy.core.config import ExportConfig
+    from lotus_deploy.core.config import ExportConfig, ExportSettings
     from lotus_deploy.export.fused import export_onnx
 
-    export_onnx(ExportConfig(model="builtin:tiny", output=art, split=True, parity=False), quiet=True)
+    export_onnx(ExportConfig(model="builtin:tiny", output=art, export=ExportSettings(split=True, parity=False)), quiet=True)
     open_artifact(art)
     data = art / "split" / "unet.onnx.data"
     data.write_bytes(data.read_bytes()[:-100])

@@ -291,11 +291,11 @@ def test_one_video_among_images_gets_an_accurate_message(tiny_depth_onnx: Path, 
 
 
 def test_normals_are_unit_vectors_with_either_resampling(tmp_path: Path) -> None:
-    from lotus_deploy.core.config import ExportConfig, Task
+    from lotus_deploy.core.config import ExportConfig, ExportSettings, Task
     from lotus_deploy.export.fused import export_onnx
 
     art = tmp_path / "normal"
-    export_onnx(ExportConfig(model="builtin:tiny", task=Task.NORMAL, output=art, parity=False), quiet=True)
+    export_onnx(ExportConfig(model="builtin:tiny", task=Task.NORMAL, output=art, export=ExportSettings(parity=False)), quiet=True)
     image = (np.random.default_rng(2).random((50, 70, 3)) * 255).astype(np.uint8)
     for resample in ("nearest", "bilinear"):
         with DepthEstimator(art, processing_res=64, resample=resample) as est:

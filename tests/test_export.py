@@ -10,7 +10,7 @@ import pytest
 from lotus_checkpoints import independent_reference, make_unseen_checkpoint
 
 from lotus_deploy.core.artifacts import ONNX_DATA, ONNX_FILE, open_artifact
-from lotus_deploy.core.config import ExportConfig, Task
+from lotus_deploy.core.config import ExportConfig, ExportSettings, Task
 from lotus_deploy.core.contract import GraphShape
 from lotus_deploy.core.errors import ShapeError
 from lotus_deploy.export.fused import export_onnx
@@ -86,7 +86,7 @@ def test_the_fused_module_computes_what_the_independent_oracle_computes(task: Ta
 
 def test_static_graph_rejects_other_sizes(tmp_path: Path) -> None:
     out = tmp_path / "static"
-    result = export_onnx(ExportConfig(model="builtin:tiny", output=out, height=128, width=192, parity_size=192), quiet=True)
+    result = export_onnx(ExportConfig(model="builtin:tiny", output=out, height=128, width=192, export=ExportSettings(parity_size=192)), quiet=True)
     assert result.manifest["shape"] == {"batch": None, "height": 128, "width": 192}
     backend = OnnxRuntimeBackend(open_artifact(out))
     assert backend.run(_batch((1, 3, 128, 192))).shape == (1, 1, 128, 192)
@@ -113,7 +113,7 @@ def test_unseen_checkpoint_matches_independent_float64_reference(tmp_path: Path,
 
 def test_parity_uses_real_photos_when_given(tmp_path: Path, shared_images: Path) -> None:
     out = tmp_path / "photos"
-    result = export_onnx(ExportConfig(model="builtin:tiny", output=out, parity_images=shared_images), quiet=True)
+    result = export_onnx(ExportConfig(model="builtin:tiny", output=out, export=ExportSettings(parity_images=shared_images)), quiet=True)
     assert result.parity is not None and result.parity.passed and result.parity.samples == 2
 
 
@@ -130,7 +130,7 @@ def test_graphs_over_two_gigabytes_are_still_cleaned(tmp_path: Path, monkeypatch
     import lotus_deploy.export.common as export_module
 
     monkeypatch.setattr(export_module, "_PROTOBUF_LIMIT", 0)
-    result = export_onnx(ExportConfig(model="builtin:tiny", output=tmp_path / "big-path", parity_size=128), quiet=True)
+    result = export_onnx(ExportConfig(model="builtin:tiny", output=tmp_path / "big-path", export=ExportSettings(parity_size=128)), quiet=True)
     nodes = result.manifest["export"]["nodes"]
     assert "no_shape_infer" in result.manifest["export"]["cleaner"]
     assert nodes["after"] < 0.6 * nodes["before"]
@@ -141,7 +141,7 @@ def test_declared_output_shape_follows_the_contract(tmp_path: Path) -> None:
     import onnx
 
     out = tmp_path / "static-out"
-    export_onnx(ExportConfig(model="builtin:tiny", output=out, height=128, width=192, parity=False), quiet=True)
+    export_onnx(ExportConfig(model="builtin:tiny", output=out, height=128, width=192, export=ExportSettings(parity=False)), quiet=True)
     model = onnx.load(str(out / ONNX_FILE), load_external_data=False)
     dims = [d.dim_param or d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim]
     assert dims == ["batch", 1, 128, 192]

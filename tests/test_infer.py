@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from lotus_deploy.cli import infer_cmd
-from lotus_deploy.core.config import OutputMeaning
+from lotus_deploy.core.config import ExportSettings, OutputMeaning
 from lotus_deploy.image.preprocess import load_image
 from lotus_deploy.runtime import DepthEstimator
 
@@ -76,7 +76,7 @@ def test_normal_bilinear_is_unit_length(tmp_path: Path) -> None:
     from lotus_deploy.export.fused import export_onnx
 
     out = tmp_path / "normal"
-    export_onnx(ExportConfig(model="builtin:tiny", task=Task.NORMAL, meaning=OutputMeaning.NORMAL, output=out, parity=False), quiet=True)
+    export_onnx(ExportConfig(model="builtin:tiny", task=Task.NORMAL, meaning=OutputMeaning.NORMAL, output=out, export=ExportSettings(parity=False)), quiet=True)
     image = (np.random.default_rng(3).random((90, 130, 3)) * 255).astype(np.uint8)
     with DepthEstimator(out, processing_res=128, resample="bilinear") as est:
         pred = est.predict(image)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lotus_deploy.core.artifacts import open_artifact
-from lotus_deploy.core.config import EngineKind, ExportConfig
+from lotus_deploy.core.config import EngineKind, ExportConfig, ExportSettings
 from lotus_deploy.core.errors import ConfigError
 from lotus_deploy.pipeline import _settings_match, ensure_artifact, parent_config
 
@@ -17,9 +17,9 @@ def test_reuse_only_with_identical_settings(tiny_depth_onnx: Path) -> None:
     same = ExportConfig(model="builtin:tiny", output=tiny_depth_onnx)
     assert _settings_match(artifact, same) == []
     assert ensure_artifact(same, quiet=True).folder == tiny_depth_onnx
-    for changed in (ExportConfig(model="builtin:tiny", output=tiny_depth_onnx, groupnorm="native"),
-                    ExportConfig(model="builtin:tiny", output=tiny_depth_onnx, opset=18),
-                    ExportConfig(model="builtin:tiny", output=tiny_depth_onnx, split=True)):
+    for changed in (ExportConfig(model="builtin:tiny", output=tiny_depth_onnx, export=ExportSettings(groupnorm="native")),
+                    ExportConfig(model="builtin:tiny", output=tiny_depth_onnx, export=ExportSettings(opset=18)),
+                    ExportConfig(model="builtin:tiny", output=tiny_depth_onnx, export=ExportSettings(split=True))):
         assert _settings_match(artifact, changed)
         with pytest.raises(ConfigError, match="other settings"):
             ensure_artifact(changed, quiet=True)

@@ -13,7 +13,7 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from lotus_deploy.core.artifacts import PARITY, holds_artifact, open_artifact  # noqa: E402
-from lotus_deploy.core.config import EngineKind, ExportConfig  # noqa: E402
+from lotus_deploy.core.config import EngineKind, ExportConfig, ExportSettings, PrecisionSettings  # noqa: E402
 from lotus_deploy.core.errors import ConfigError, InputImageError, LotusError, NoImagesError, ParityError  # noqa: E402
 
 SHARED_IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images"
@@ -36,7 +36,7 @@ def tiny_fp32(tmp_path_factory: pytest.TempPathFactory):
     from lotus_deploy.export.fused import export_onnx
 
     out = tmp_path_factory.mktemp("prec") / "engines" / "tiny-fp32"
-    export_onnx(ExportConfig(model="builtin:tiny", output=out, parity=False), quiet=True)
+    export_onnx(ExportConfig(model="builtin:tiny", output=out, export=ExportSettings(parity=False)), quiet=True)
     return open_artifact(out)
 
 
@@ -45,8 +45,9 @@ def calib_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _write_images(tmp_path_factory.mktemp("calib"), 5)
 
 
-def _config(parent, engine: EngineKind, out: Path, calib: Path | None, **kw) -> ExportConfig:
-    return ExportConfig(model="builtin:tiny", engine=engine, output=out, calib_dir=calib, calib_size=SIZE, parity_size=SIZE, **kw)
+def _config(parent, engine: EngineKind, out: Path, calib: Path | None, **precision) -> ExportConfig:
+    return ExportConfig(model="builtin:tiny", engine=engine, output=out, export=ExportSettings(parity_size=SIZE),
+                        precision=PrecisionSettings(calib_dir=calib, calib_size=SIZE, **precision))
 
 
 @pytest.fixture(scope="session")
@@ -293,13 +294,13 @@ def test_split_is_deterministic_and_disjoint(tmp_path):
     from lotus_deploy.precision.inputs import choose
 
     folder = _write_images(tmp_path / "imgs", 9)
-    config = ExportConfig(model="builtin:tiny", engine=EngineKind.ONNX_INT8, calib_dir=folder)
+    config = ExportConfig(model="builtin:tiny", engine=EngineKind.ONNX_INT8, precision=PrecisionSettings(calib_dir=folder))
     calib, held, _, how = choose(config, True)
     assert [p.name for p in held] == ["img03.png", "img07.png"] and "held out" in how
     assert not set(calib) & set(held) and len(calib) == 7
     assert choose(config, True)[:2] == (calib, held)
     evald = _write_images(tmp_path / "eval", 2, seed=5)
-    calib2, held2, _, how2 = choose(replace(config, eval_dir=evald), True)
+    calib2, held2, _, how2 = choose(replace(config, precision=replace(config.precision, eval_dir=evald)), True)
     assert len(calib2) == 9 and [p.parent for p in held2] == [evald, evald] and "--eval-dir" in how2
 
 

@@ -12,7 +12,7 @@ pytest.importorskip("diffusers")
 ort = pytest.importorskip("onnxruntime")
 
 from lotus_deploy.core.artifacts import open_artifact  # noqa: E402
-from lotus_deploy.core.config import ExportConfig  # noqa: E402
+from lotus_deploy.core.config import ExportConfig, ExportSettings  # noqa: E402
 from lotus_deploy.export.fused import export_onnx  # noqa: E402
 from lotus_deploy.export.split import STAGES, split_paths  # noqa: E402
 
@@ -20,7 +20,7 @@ from lotus_deploy.export.split import STAGES, split_paths  # noqa: E402
 @pytest.fixture(scope="module")
 def split_artifact(tmp_path_factory):
     out = tmp_path_factory.mktemp("split") / "tiny"
-    export_onnx(ExportConfig(model="builtin:tiny", output=out, split=True, parity=False), quiet=True)
+    export_onnx(ExportConfig(model="builtin:tiny", output=out, export=ExportSettings(split=True, parity=False)), quiet=True)
     return open_artifact(out)
 
 

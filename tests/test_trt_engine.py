@@ -17,7 +17,7 @@ import pytest
 from trt_helpers import tensorrt_missing_reason, tiny_onnx_artifact
 
 from lotus_deploy.core.artifacts import ENGINE_FILE, MANIFEST, PARITY, open_artifact
-from lotus_deploy.core.config import EngineKind, ExportConfig, Task
+from lotus_deploy.core.config import EngineKind, EngineSettings, ExportConfig, ExportSettings, Task
 from lotus_deploy.core.errors import ArtifactError, CompatibilityError
 
 REASON = tensorrt_missing_reason()
@@ -32,8 +32,7 @@ def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _build(tiny_onnx: Path, out: Path, **settings: object):
     from lotus_deploy.tensorrt.build import build_engine_artifact
 
-    config = ExportConfig(model="builtin:tiny", engine=EngineKind.TRT_FP32, output=out, parity_size=128,
-                          timing_cache=out.parent / "timing.cache", **settings)  # type: ignore[arg-type]
+    config = ExportConfig(model="builtin:tiny", engine=EngineKind.TRT_FP32, output=out, **settings, export=ExportSettings(parity_size=128), tensorrt=EngineSettings(timing_cache=out.parent / "timing.cache"))  # type: ignore[arg-type]
     from lotus_deploy.runtime.engine_parity import engine_parity
 
     return build_engine_artifact(open_artifact(tiny_onnx), config, quiet=True, check=engine_parity)

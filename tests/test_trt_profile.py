@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lotus_deploy.core.config import EngineKind, ExportConfig
+from lotus_deploy.core.config import EngineKind, EngineSettings, ExportConfig
 from lotus_deploy.core.contract import GraphShape
 from lotus_deploy.core.errors import ConfigError, ShapeError
 from lotus_deploy.core.profile import EngineProfile, derive_profile, describe_profile
@@ -95,7 +95,7 @@ def test_profile_validation(kwargs, message):
 
 
 def test_profile_from_export_config():
-    config = ExportConfig(model="builtin:tiny", engine=EngineKind.TRT_FP16, height=256, width=384, dynamic_profile=True, max_batch=3)
+    config = ExportConfig(model="builtin:tiny", engine=EngineKind.TRT_FP16, height=256, width=384, tensorrt=EngineSettings(dynamic_profile=True, max_batch=3))
     profile = profile_from_config(config, DYNAMIC)
     assert profile.opt == (1, 3, 256, 384) and profile.max == (3, 3, 768, 768)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lotus_deploy.core.config import OutputMeaning, Task
+from lotus_deploy.core.config import ExportSettings, OutputMeaning, Task
 from lotus_deploy.core.errors import LotusError
 
 cv2 = pytest.importorskip("cv2", reason="the video extra (opencv-python-headless) is not installed")
@@ -124,7 +124,7 @@ def tiny_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from lotus_deploy.export.fused import export_onnx
 
     out = tmp_path_factory.mktemp("video-artifact") / "tiny"
-    export_onnx(ExportConfig(model="builtin:tiny", output=out, parity=False), quiet=True)
+    export_onnx(ExportConfig(model="builtin:tiny", output=out, export=ExportSettings(parity=False)), quiet=True)
     return out
 
 

@@ -19,7 +19,7 @@ cv2 = pytest.importorskip("cv2", reason="the video extra (opencv-python-headless
 
 from fs_helpers import REPO  # noqa: E402
 
-from lotus_deploy.core.config import OutputMeaning, Task  # noqa: E402
+from lotus_deploy.core.config import ExportSettings, OutputMeaning, Task  # noqa: E402
 from lotus_deploy.core.errors import LotusError  # noqa: E402
 from lotus_deploy.stream import depth_video  # noqa: E402
 from lotus_deploy.stream.depth_video import VideoOptions, run_depth_video  # noqa: E402
@@ -146,7 +146,7 @@ def tiny_video_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from lotus_deploy.export.fused import export_onnx
 
     out = tmp_path_factory.mktemp("video-int") / "tiny"
-    export_onnx(ExportConfig(model="builtin:tiny", output=out, parity=False), quiet=True)
+    export_onnx(ExportConfig(model="builtin:tiny", output=out, export=ExportSettings(parity=False)), quiet=True)
     return out
 
 

@@ -13,12 +13,12 @@ def tiny_onnx_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("torch", reason="exporting the tiny ONNX artifact needs the [export] extra (torch)")
     pytest.importorskip("onnx", reason="exporting the tiny ONNX artifact needs the [export] extra (onnx)")
     from lotus_deploy.core.artifacts import holds_artifact
-    from lotus_deploy.core.config import ExportConfig
+    from lotus_deploy.core.config import ExportConfig, ExportSettings
     from lotus_deploy.export.fused import export_onnx
 
     out = tmp_path_factory.getbasetemp() / "trt-tests" / "tiny-depth-onnx"
     if not holds_artifact(out):
-        export_onnx(ExportConfig(model="builtin:tiny", output=out, parity=False), quiet=True)
+        export_onnx(ExportConfig(model="builtin:tiny", output=out, export=ExportSettings(parity=False)), quiet=True)
     return out
 
 

@@ -9,6 +9,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from ..core.artifacts import tool_versions
+from ..core.deps import require
+
 LIBRARIES = (
     "numpy", "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt", "diffusers", "transformers",
     "onnxslim", "nvidia-modelopt", "matplotlib", "psutil",
@@ -40,26 +43,15 @@ def _cpuinfo() -> dict[str, str]:
     return info
 
 
-def _mem_total_mib() -> float | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return None
+def _mem_total_mib() -> float:
+    psutil = require("psutil")
+    return round(psutil.virtual_memory().total / (1 << 20), 1)
 
 
 def cpu_info() -> dict[str, Any]:
     info = _cpuinfo()
     flags = set(info.get("flags", info.get("Features", "")).split())
-    physical = None
-    try:
-        import psutil
-
-        physical = psutil.cpu_count(logical=False)
-    except Exception:  # noqa: BLE001 - psutil is optional
-        pass
+    physical = require("psutil").cpu_count(logical=False)
     usable: int | None
     try:
         usable = len(os.sched_getaffinity(0))
@@ -104,15 +96,7 @@ def jetson_info() -> dict[str, Any] | None:
 
 
 def library_versions() -> dict[str, str]:
-    from importlib import metadata
-
-    versions = {"python": platform.python_version()}
-    for name in LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
+    return tool_versions(*LIBRARIES)
 
 
 def git_state(cwd: Path | None = None) -> dict[str, Any]:

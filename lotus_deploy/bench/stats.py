@@ -1,26 +1,20 @@
-"""Latency statistics from timed samples (pure Python + numpy; no timing happens here)."""
+"""Latency statistics from timed samples (numpy; no timing happens here)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 
 def percentile(samples: Sequence[float], q: float) -> float:
-    """The q-th percentile (0..100) with linear interpolation between order statistics.
-
-    Same definition as ``numpy.percentile(..., method="linear")``: rank ``(n - 1) * q / 100``.
-    """
-    if not samples:
+    """The q-th percentile (0..100): ``numpy.percentile`` with linear interpolation between order statistics."""
+    if not len(samples):
         raise ValueError("no samples")
     if not 0 <= q <= 100:
         raise ValueError(f"percentile {q} is outside 0..100")
-    ordered = sorted(float(s) for s in samples)
-    rank = (len(ordered) - 1) * q / 100.0
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+    return float(np.percentile(np.asarray(samples, dtype=np.float64), q, method="linear"))
 
 
 @dataclass(frozen=True)
@@ -41,17 +35,13 @@ class LatencyStats:
 
 
 def summarize(samples: Sequence[float]) -> LatencyStats:
-    """Median, p90, p99, mean, std, min and max of ``samples`` (seconds)."""
-    values = [float(s) for s in samples]
-    if not values:
+    """Median, p90, p99, mean, std (n - 1) , min and max of ``samples`` (seconds)."""
+    values = np.asarray(samples, dtype=np.float64)
+    if not values.size:
         raise ValueError("no samples")
-    n = len(values)
-    mean = sum(values) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
-    return LatencyStats(
-        n=n, median=percentile(values, 50), p90=percentile(values, 90), p99=percentile(values, 99),
-        mean=mean, std=std, min=min(values), max=max(values),
-    )
+    p50, p90, p99 = (float(v) for v in np.percentile(values, [50, 90, 99], method="linear"))
+    return LatencyStats(n=int(values.size), median=p50, p90=p90, p99=p99, mean=float(values.mean()),
+                        std=float(values.std(ddof=1)) if values.size > 1 else 0.0, min=float(values.min()), max=float(values.max()))
 
 
 def images_per_second(batch: int, median_s: float) -> float:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.deps import require
 from ..core.errors import LotusError
 
 
@@ -60,14 +61,8 @@ def _peak_rss_mib() -> float:
     return round(peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024, 1)  # bytes on macOS, KiB on Linux
 
 
-def _rss_mib() -> float | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return None
+def _rss_mib() -> float:
+    return round(require("psutil").Process().memory_info().rss / (1 << 20), 1)
 
 
 def _gpu_memory_mib(backend: Any) -> float | None:

@@ -92,7 +92,7 @@ def _options(args: argparse.Namespace, backends: list[str]) -> dict[str, dict[st
 def collect_artifacts(args: argparse.Namespace) -> tuple[list[Any], dict[str, float]]:
     """Open every --artifact (verified) and ensure one artifact per --model × --engine (timed if built)."""
     from ..core.artifacts import holds_artifact, open_artifact
-    from ..core.config import ExportConfig, infer_task
+    from ..core.config import ExportConfig, ExportSettings, infer_task
     from ..pipeline import ensure_artifact
 
     artifacts = [open_artifact(folder) for folder in args.artifact]
@@ -100,7 +100,8 @@ def collect_artifacts(args: argparse.Namespace) -> tuple[list[Any], dict[str, fl
     for model in args.model:
         task, meaning = infer_task(model, args.task, None)
         for engine in args.engine or [EngineKind.ONNX]:
-            config = ExportConfig(model=model, task=task, meaning=meaning or OutputMeaning(task.value), engine=engine, split=args.stages)
+            config = ExportConfig(model=model, task=task, meaning=meaning or OutputMeaning(task.value), engine=engine,
+                                  export=ExportSettings(split=args.stages))
             existed = holds_artifact(config.artifact_dir)
             start = time.perf_counter()
             artifact = ensure_artifact(config, quiet=args.quiet)

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..core.artifacts import ENGINE_FILE, Artifact, check_artifact_output, open_artifact
-from ..core.config import DEFAULT_OPSET, MAX_OPSET, EngineKind, ExportConfig
+from ..core.config import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, EngineKind, ExportConfig, ExportSettings
 from ..core.errors import ConfigError
-from .common import print_export_summary, run_main
+from .common import add_engine_arguments, engine_settings, field_default, print_export_summary, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,17 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--height", type=int, help="static (or opt) height, multiple of 64 (default 512)")
     p.add_argument("--width", type=int, help="static (or opt) width, multiple of 64 (default 512)")
     p.add_argument("--batch", type=int, help="static (or opt) batch (default 1)")
-    p.add_argument("--dynamic", action="store_true", help="min/opt/max profile: 64x64 .. --max-height x --max-width (default 768x768)")
-    p.add_argument("--max-height", type=int, help="profile max height with --dynamic")
-    p.add_argument("--max-width", type=int, help="profile max width with --dynamic")
-    p.add_argument("--max-batch", type=int, help="profile max batch with --dynamic")
-    p.add_argument("--workspace-gib", type=float, default=4.0, help="builder workspace limit in GiB (default %(default)s)")
-    p.add_argument("--opt-level", type=int, default=3, help="builder optimization level 0-5 (default %(default)s)")
-    p.add_argument("--timing-cache", type=Path, help="timing cache file, reused across builds (default: engines/timing.cache)")
+    add_engine_arguments(p)
     p.add_argument("--force", action="store_true", help="replace an existing artifact in the output folder")
     p.add_argument("--no-parity", dest="parity", action="store_false", help="skip the engine-vs-ONNX Runtime parity check")
     p.add_argument("--parity-images", type=Path, help="folder of photos for the parity check (default: synthetic images)")
-    p.add_argument("--atol", type=float, default=1e-4, help="fp32 engine parity: max abs error vs the graph is max(--atol, 1e-3)")
+    p.add_argument("--atol", type=float, default=field_default(ExportSettings, "atol"), help="fp32 engine parity: max abs error vs the graph is max(--atol, 1e-3)")
     p.add_argument("--print-trtexec", action="store_true", help="print the equivalent trtexec command line and exit (builds nothing)")
     p.add_argument("--no-verify", dest="verify", action="store_false", help="do not re-hash the ONNX artifact's files before building")
     p.add_argument("--quiet", action="store_true", help="print only the result")
@@ -50,14 +44,13 @@ def config_for(parent: Artifact, args: argparse.Namespace) -> ExportConfig:
     if parent.kind != "onnx":
         raise ConfigError(f"{parent.folder} is a {parent.kind} artifact, not an ONNX graph", "pass the ONNX artifact folder the engine should be built from")
     opset = parent.manifest.get("opset")
+    export = ExportSettings(opset=opset if isinstance(opset, int) and MIN_OPSET <= opset <= MAX_OPSET else DEFAULT_OPSET,
+                            parity=args.parity, parity_images=args.parity_images, atol=args.atol)
     return ExportConfig(
         model=parent.source_model or parent.folder.name, task=parent.task, meaning=parent.meaning,
         engine=EngineKind(f"trt-{parent.precision.value}"), output=args.output,
-        height=args.height, width=args.width, batch=args.batch,
-        opset=opset if isinstance(opset, int) and 11 <= opset <= MAX_OPSET else DEFAULT_OPSET,
-        force=args.force, parity=args.parity, parity_images=args.parity_images, atol=args.atol,
-        dynamic_profile=args.dynamic, max_height=args.max_height, max_width=args.max_width, max_batch=args.max_batch,
-        workspace_gib=args.workspace_gib, builder_optimization_level=args.opt_level, timing_cache=args.timing_cache,
+        height=args.height, width=args.width, batch=args.batch, force=args.force,
+        export=export, tensorrt=engine_settings(args),
     )
 
 

@@ -8,6 +8,8 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import fields
+from pathlib import Path
 from typing import Any, TypeVar
 
 from ..core.errors import LotusError
@@ -124,3 +126,46 @@ def _quiet_third_party() -> None:
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def field_default(settings: type, name: str) -> Any:
+    """A settings dataclass's default for ``name``: the one place CLI defaults come from."""
+    return next(f.default for f in fields(settings) if f.name == name)
+
+
+def add_engine_arguments(g: Any) -> None:
+    """The TensorRT build flags lotus-export (trt-*) and lotus-build share; defaults from EngineSettings."""
+    from ..core.config import MAX_OPT_LEVEL, EngineSettings
+
+    g.add_argument("--dynamic", dest="dynamic_profile", action="store_true", help="min/opt/max profile: 64x64 .. --max-height x --max-width (default 768x768)")
+    g.add_argument("--max-height", type=int, help="profile max height with --dynamic")
+    g.add_argument("--max-width", type=int, help="profile max width with --dynamic")
+    g.add_argument("--max-batch", type=int, help="profile max batch with --dynamic")
+    g.add_argument("--workspace-gib", type=float, default=field_default(EngineSettings, "workspace_gib"), help="builder workspace limit in GiB (default %(default)s)")
+    g.add_argument("--opt-level", dest="optimization_level", type=int, default=field_default(EngineSettings, "optimization_level"),
+                   help=f"builder optimization level 0-{MAX_OPT_LEVEL} (default %(default)s)")
+    g.add_argument("--timing-cache", type=Path, help="timing cache file, reused across builds (default: engines/timing.cache)")
+
+
+ENGINE_FLAGS = ("dynamic_profile", "max_height", "max_width", "max_batch", "workspace_gib", "optimization_level", "timing_cache")
+
+
+def engine_settings(args: argparse.Namespace) -> Any:
+    """EngineSettings from the flags add_engine_arguments defined."""
+    from ..core.config import EngineSettings
+
+    return EngineSettings(**{name: getattr(args, name) for name in ENGINE_FLAGS})
+
+
+def checkpoint_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What to run when no artifact is given: ``--backend torch --model ID`` (the one place that rule lives).
+
+    Raises a one-line ConfigError when neither an artifact nor that pair was given.
+    """
+    from ..core.errors import ConfigError
+
+    if args.backend == "torch" and args.model:
+        return {"model": args.model, "task": args.task}
+    if args.artifact is None:
+        raise ConfigError("no --artifact given", "pass --artifact ENGINE_DIR (from lotus-export), or --backend torch --model ID")
+    return {}

@@ -6,8 +6,30 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..core.config import DEFAULT_MODEL, DEFAULT_OPSET, EngineKind, ExportConfig, OutputMeaning, Precision, Task, infer_task
-from .common import enum_choice, print_export_summary, run_main, warn_unused
+from ..core.config import (
+    DEFAULT_MODEL,
+    GROUPNORM_MODES,
+    MAX_OPSET,
+    MIN_OPSET,
+    EngineKind,
+    ExportConfig,
+    ExportSettings,
+    OutputMeaning,
+    Precision,
+    PrecisionSettings,
+    Task,
+    infer_task,
+)
+from .common import (
+    ENGINE_FLAGS,
+    add_engine_arguments,
+    engine_settings,
+    enum_choice,
+    field_default,
+    print_export_summary,
+    run_main,
+    warn_unused,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,29 +45,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--height", type=int, help="static graph height (multiple of 64); default: dynamic")
     p.add_argument("--width", type=int, help="static graph width (multiple of 64); default: dynamic")
     p.add_argument("--batch", type=int, help="static batch size; default: dynamic")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (default %(default)s; TensorRT 10.3 parses up to 20)")
+    p.add_argument("--opset", type=int, default=field_default(ExportSettings, "opset"), help=f"ONNX opset {MIN_OPSET}-{MAX_OPSET} (default %(default)s; TensorRT 10.3 parses up to 20)")
     p.add_argument("--force", action="store_true", help="replace an existing artifact in the output folder")
     p.add_argument("--no-parity", dest="parity", action="store_false", help="skip the parity check (not recommended)")
     p.add_argument("--parity-images", type=Path, help="folder of photos for the parity check (default: $LOTUS_DEPLOY_PARITY_IMAGES, else synthetic images)")
-    p.add_argument("--parity-size", type=int, default=256, help="processing resolution for parity inputs (default %(default)s)")
-    p.add_argument("--atol", type=float, default=1e-4, help="fp32 parity tolerance: max abs error vs float64 PyTorch (default %(default)g)")
-    p.add_argument("--groupnorm", choices=("two-level", "native"), default="two-level",
+    p.add_argument("--parity-size", type=int, default=field_default(ExportSettings, "parity_size"), help="processing resolution for parity inputs (default %(default)s)")
+    p.add_argument("--atol", type=float, default=field_default(ExportSettings, "atol"), help="fp32 parity tolerance: max abs error vs the float64 oracle (default %(default)g)")
+    p.add_argument("--groupnorm", choices=GROUPNORM_MODES, default=field_default(ExportSettings, "groupnorm"),
                    help="GroupNorm export: two-level reductions, accurate in float32 runtimes (default), or torch's native InstanceNormalization form")
     p.add_argument("--split", action="store_true", help="also write the VAE encoder, UNet and VAE decoder as separate graphs (for benchmarks)")
     prec = p.add_argument_group("precision (onnx-fp16, onnx-int8)")
     prec.add_argument("--calib-dir", type=Path, help="calibration images (int8; fp16 range analysis)")
     prec.add_argument("--eval-dir", type=Path, help="held-out images for the accuracy report (default: a deterministic split of --calib-dir)")
-    prec.add_argument("--calib-count", type=int, default=32, help="maximum calibration images (default %(default)s)")
-    prec.add_argument("--calib-size", type=int, default=256, help="processing resolution for calibration (default %(default)s)")
+    prec.add_argument("--calib-count", type=int, default=field_default(PrecisionSettings, "calib_count"), help="maximum calibration images (default %(default)s)")
+    prec.add_argument("--calib-size", type=int, default=field_default(PrecisionSettings, "calib_size"), help="processing resolution for calibration (default %(default)s)")
     prec.add_argument("--accuracy-target", type=float, help="target vs the fp32 graph: AbsRel after scale+shift for depth, mean angle in degrees for normals (defaults: fp16 0.005 / 0.5°, int8 0.02 / 3°)")
-    trt = p.add_argument_group("TensorRT (trt-*)")
-    trt.add_argument("--dynamic", dest="dynamic_profile", action="store_true", help="min/opt/max profile instead of a static one")
-    trt.add_argument("--max-height", type=int, help="profile max height with --dynamic")
-    trt.add_argument("--max-width", type=int, help="profile max width with --dynamic")
-    trt.add_argument("--max-batch", type=int, help="profile max batch with --dynamic")
-    trt.add_argument("--workspace-gib", type=float, default=4.0, help="builder workspace limit in GiB (default %(default)s)")
-    trt.add_argument("--opt-level", dest="builder_optimization_level", type=int, default=3, help="builder optimization level 0-5 (default %(default)s)")
-    trt.add_argument("--timing-cache", type=Path, help="timing cache file, reused across builds (default: engines/timing.cache)")
+    add_engine_arguments(p.add_argument_group("TensorRT (trt-*)"))
     p.add_argument("--quiet", action="store_true", help="print only the result")
     return p
 
@@ -54,18 +69,17 @@ def config_from_args(args: argparse.Namespace) -> ExportConfig:
     task, meaning = infer_task(args.model, args.task, args.output_meaning)
     return ExportConfig(
         model=args.model, task=task, meaning=meaning, engine=args.engine, output=args.output,
-        height=args.height, width=args.width, batch=args.batch, opset=args.opset, force=args.force,
-        parity=args.parity, parity_images=args.parity_images, parity_size=args.parity_size, atol=args.atol,
-        split=args.split, groupnorm=args.groupnorm, calib_dir=args.calib_dir, eval_dir=args.eval_dir, calib_count=args.calib_count,
-        calib_size=args.calib_size, accuracy_target=args.accuracy_target, dynamic_profile=args.dynamic_profile,
-        max_height=args.max_height, max_width=args.max_width, max_batch=args.max_batch,
-        workspace_gib=args.workspace_gib, builder_optimization_level=args.builder_optimization_level,
-        timing_cache=args.timing_cache,
+        height=args.height, width=args.width, batch=args.batch, force=args.force,
+        export=ExportSettings(opset=args.opset, parity=args.parity, parity_images=args.parity_images, parity_size=args.parity_size,
+                              atol=args.atol, split=args.split, groupnorm=args.groupnorm),
+        precision=PrecisionSettings(calib_dir=args.calib_dir, eval_dir=args.eval_dir, calib_count=args.calib_count,
+                                    calib_size=args.calib_size, accuracy_target=args.accuracy_target),
+        tensorrt=engine_settings(args),
     )
 
 
 PRECISION_FLAGS = ("calib_dir", "eval_dir", "calib_count", "calib_size", "accuracy_target")
-TENSORRT_FLAGS = ("dynamic_profile", "max_height", "max_width", "max_batch", "workspace_gib", "builder_optimization_level", "timing_cache")
+TENSORRT_FLAGS = ENGINE_FLAGS
 
 
 def warn_ignored_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -15,7 +15,7 @@ from ..image.input_plan import plan_inputs
 from ..image.preprocess import set_max_image_pixels
 from ..runtime.batch import SUMMARY_NAME, OnExisting
 from ..stream.video import is_video_path
-from .common import EXIT_INTERRUPTED, EXIT_USER_ERROR, add_runtime_arguments, run_main, warn_unused
+from .common import EXIT_INTERRUPTED, EXIT_USER_ERROR, add_runtime_arguments, checkpoint_options, run_main, warn_unused
 from .video_cmd import IMAGE_ONLY_FLAGS, add_video_arguments, run_video
 
 
@@ -74,15 +74,13 @@ def _body(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return run_video(args)  # videos and cameras: lotus_deploy/cli/video_cmd.py
     if not args.inputs:
         raise ConfigError("no inputs given", "pass image files or folders, one video file, or --camera N")
-    if args.artifact is None and not (args.backend == "torch" and args.model):
-        raise ConfigError("no --artifact given", "pass --artifact ENGINE_DIR (from lotus-export), or --backend torch --model ID")
+    options = checkpoint_options(args)
     if args.backend not in backend_names():
         raise ConfigError(f"unknown backend {args.backend!r}", f"choose one of: {', '.join(backend_names())}")
     on_existing: OnExisting = "overwrite" if args.force else "skip" if args.resume else "refuse"
     artifact = None if args.artifact is None else open_for_backend(args.artifact, args.backend)  # manifest and hashes only
     plan = plan_inputs(args.inputs, output=args.output)
     todo = check_results_folder(args.output, plan, on_existing)  # before the model is loaded
-    options = {"model": args.model, "task": args.task} if args.backend == "torch" and args.model else {}
     estimator = DepthEstimator(artifact, backend=args.backend, processing_res=args.processing_res,
                                resample=args.resample, batch_size=args.batch_size, **options)
     with estimator, tqdm_counter(len(todo), "images", disable=args.quiet or not todo) as progress:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..core.deps import require_all
 from ..core.errors import ConfigError
-from .common import EXIT_INTERRUPTED, add_runtime_arguments, run_main, warn_unused
+from .common import EXIT_INTERRUPTED, add_runtime_arguments, checkpoint_options, run_main, warn_unused
 
 
 def add_video_arguments(p: argparse.ArgumentParser) -> None:
@@ -40,8 +40,7 @@ def run_video(args: argparse.Namespace) -> int:
     from ..runtime.estimator import DepthEstimator
     from ..stream.depth_video import VideoOptions, run_depth_video
 
-    if args.artifact is None and not (args.backend == "torch" and args.model):
-        raise ConfigError("no --artifact given", "pass --artifact ENGINE_DIR (from lotus-export), or --backend torch --model ID")
+    backend_options = checkpoint_options(args)
     inputs = list(args.inputs or [])
     if args.camera is not None and inputs:
         raise ConfigError("both --camera and input files given", "run a camera or files, not both")
@@ -52,7 +51,6 @@ def run_video(args: argparse.Namespace) -> int:
     source: Path | int = args.camera if args.camera is not None else inputs[0]
     options = VideoOptions(max_frames=args.max_frames, batch_size=args.batch_size, align=args.align, window=args.window,
                            save_frames=not args.no_frames, fourcc=args.fourcc, force=args.force, quiet=args.quiet)
-    backend_options = {"model": args.model, "task": args.task} if args.backend == "torch" and args.model else {}
     estimator = DepthEstimator(args.artifact, backend=args.backend, processing_res=args.processing_res,
                                resample=args.resample, batch_size=args.batch_size, **backend_options)
     with estimator:

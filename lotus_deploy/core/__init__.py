@@ -1,7 +1,7 @@
 """Core: errors, enums and settings, the graph contract, artifacts and safe writes (numpy and the stdlib only)."""
 
 from .artifacts import Artifact, open_artifact, read_manifest, verify_files
-from .config import EngineKind, ExportConfig, OutputMeaning, Precision, Task
+from .config import EngineKind, EngineSettings, ExportConfig, ExportSettings, OutputMeaning, Precision, PrecisionSettings, Task
 from .contract import GraphShape
 from .errors import (
     ArtifactError,
@@ -24,7 +24,7 @@ from .version import __version__
 
 __all__ = [
     "Artifact", "ArtifactError", "ArtifactExistsError", "CheckpointError", "CompatibilityError", "ConfigError", "DependencyError",
-    "EngineKind", "EngineProfile", "ExportConfig", "ExportResult", "GraphShape", "InputImageError", "LotusError", "NoImagesError",
+    "EngineKind", "EngineProfile", "EngineSettings", "ExportConfig", "ExportSettings", "PrecisionSettings", "ExportResult", "GraphShape", "InputImageError", "LotusError", "NoImagesError",
     "OutputMeaning", "OutputPathError", "ParityError", "ParityReport", "Precision", "ShapeError", "Task", "__version__", "compare",
     "derive_profile", "judge", "open_artifact", "read_manifest", "verify_files",
 ]

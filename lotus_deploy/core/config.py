@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
+from .sizes import check_size_flag
 
 DEFAULT_MODEL = "jingheya/lotus-depth-d-v1-0"
 DEFAULT_OPSET = 17
@@ -113,9 +114,76 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text.replace("/", "--")).strip("-") or "model"
 
 
+GROUPNORM_MODES = ("two-level", "native")  # see model/numerics.py
+MIN_OPSET = 11
+DEFAULT_PARITY_SIZE = 256
+DEFAULT_ATOL = 1e-4
+DEFAULT_WORKSPACE_GIB = 4.0
+DEFAULT_OPT_LEVEL = 3
+MAX_OPT_LEVEL = 5
+
+
+def check_build_limits(workspace_gib: float, optimization_level: int) -> None:
+    """TensorRT builder limits (one rule for lotus-export, lotus-build and the builder itself)."""
+    if not workspace_gib > 0:
+        raise ConfigError(f"--workspace-gib {workspace_gib:g} must be positive", "use e.g. 4 (Jetson Orin Nano: 2)")
+    if not 0 <= optimization_level <= MAX_OPT_LEVEL:
+        raise ConfigError(f"--opt-level {optimization_level} is outside 0..{MAX_OPT_LEVEL}", "use 3 (TensorRT's default)")
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """How the fp32 graph is traced and proven (``lotus-export --engine onnx``)."""
+
+    opset: int = DEFAULT_OPSET
+    parity: bool = True
+    parity_images: Path | None = None
+    parity_size: int = DEFAULT_PARITY_SIZE
+    atol: float = DEFAULT_ATOL
+    split: bool = False
+    groupnorm: str = GROUPNORM_MODES[0]  # "native" keeps torch's InstanceNormalization export
+
+    def __post_init__(self) -> None:
+        if not MIN_OPSET <= self.opset <= MAX_OPSET:
+            raise ConfigError(f"--opset {self.opset} is outside {MIN_OPSET}..{MAX_OPSET}", f"use {DEFAULT_OPSET} (TensorRT 10.3 parses up to 20)")
+        check_size_flag("--parity-size", self.parity_size)
+        if self.groupnorm not in GROUPNORM_MODES:
+            raise ConfigError(f"--groupnorm {self.groupnorm!r} is unknown", "use two-level (default) or native")
+        if self.atol <= 0:
+            raise ConfigError(f"--atol {self.atol} must be positive", f"use the default {DEFAULT_ATOL:g}")
+
+
+@dataclass(frozen=True)
+class PrecisionSettings:
+    """How the fp16/int8 graphs are calibrated and judged (``--engine onnx-fp16/onnx-int8``)."""
+
+    calib_dir: Path | None = None
+    eval_dir: Path | None = None
+    calib_count: int = 32
+    calib_size: int = 256
+    accuracy_target: float | None = None  # AbsRel after scale-and-shift vs fp32; None = the precision's default
+    probe_size: int | None = None  # int8 sensitivity probe size; None = half the calibration size
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """How a TensorRT engine is built (``--engine trt-*``, ``lotus-build``)."""
+
+    dynamic_profile: bool = False
+    max_height: int | None = None
+    max_width: int | None = None
+    max_batch: int | None = None
+    workspace_gib: float = DEFAULT_WORKSPACE_GIB
+    optimization_level: int = DEFAULT_OPT_LEVEL
+    timing_cache: Path | None = None
+
+    def __post_init__(self) -> None:
+        check_build_limits(self.workspace_gib, self.optimization_level)
+
+
 @dataclass(frozen=True)
 class ExportConfig:
-    """Everything ``lotus-export`` needs, validated at construction."""
+    """What to make (model, task, engine, where, static shape) and each stage's settings, validated at construction."""
 
     model: str = DEFAULT_MODEL
     task: Task = Task.DEPTH
@@ -125,46 +193,18 @@ class ExportConfig:
     height: int | None = None
     width: int | None = None
     batch: int | None = None
-    opset: int = DEFAULT_OPSET
     force: bool = False
-    parity: bool = True
-    parity_images: Path | None = None
-    parity_size: int = 256
-    atol: float = 1e-4
-    split: bool = False
-    groupnorm: str = "two-level"  # see numerics.py: "native" keeps torch's InstanceNormalization export
-    # precision (onnx-fp16 / onnx-int8 and the TensorRT engines built from them)
-    calib_dir: Path | None = None
-    eval_dir: Path | None = None
-    calib_count: int = 32
-    calib_size: int = 256
-    accuracy_target: float | None = None  # AbsRel after scale-and-shift vs fp32; None = the precision's default
-    # TensorRT engine build
-    dynamic_profile: bool = False
-    max_height: int | None = None
-    max_width: int | None = None
-    max_batch: int | None = None
-    workspace_gib: float = 4.0
-    builder_optimization_level: int = 3
-    timing_cache: Path | None = None
-    extra: dict[str, object] = field(default_factory=dict)
+    export: ExportSettings = field(default_factory=ExportSettings)
+    precision: PrecisionSettings = field(default_factory=PrecisionSettings)
+    tensorrt: EngineSettings = field(default_factory=EngineSettings)
 
     def __post_init__(self) -> None:
         if (self.height is None) != (self.width is None):
             raise ConfigError("only one of --height/--width was given", "give both for a static graph, or neither for a dynamic one")
-        for name, value in (("height", self.height), ("width", self.width)):
-            if value is not None and (value <= 0 or value % 64):
-                raise ConfigError(f"--{name} {value} is not a positive multiple of 64", f"use {max(64, -(-value // 64) * 64)}")
+        check_size_flag("--height", self.height)
+        check_size_flag("--width", self.width)
         if self.batch is not None and self.batch < 1:
             raise ConfigError(f"--batch {self.batch} is not positive", "use --batch 1 or leave it dynamic")
-        if not 11 <= self.opset <= MAX_OPSET:
-            raise ConfigError(f"--opset {self.opset} is outside 11..{MAX_OPSET}", f"use {DEFAULT_OPSET} (TensorRT 10.3 parses up to 20)")
-        if self.parity_size <= 0 or self.parity_size % 64:
-            raise ConfigError(f"--parity-size {self.parity_size} is not a multiple of 64", "use 256")
-        if self.groupnorm not in ("two-level", "native"):
-            raise ConfigError(f"--groupnorm {self.groupnorm!r} is unknown", "use two-level (default) or native")
-        if self.atol <= 0:
-            raise ConfigError(f"--atol {self.atol} must be positive", "use the default 1e-4")
 
     @property
     def artifact_dir(self) -> Path:

@@ -13,10 +13,12 @@ import numpy as np
 
 from .config import Task
 from .errors import ShapeError
+from .sizes import SPATIAL_MULTIPLE, is_spatial_size, round_up
+
+__all__ = ["SPATIAL_MULTIPLE", "round_up"]  # re-exported: the contract's users read the size rule from here too
 
 INPUT_NAME = "image"
 INPUT_CHANNELS = 3
-SPATIAL_MULTIPLE = 64
 DTYPE = "float32"
 OUTPUT_CHANNELS: dict[Task, int] = {Task.DEPTH: 1, Task.NORMAL: 3}
 OUTPUT_RANGE: dict[Task, tuple[float, float]] = {Task.DEPTH: (0.0, 1.0), Task.NORMAL: (-1.0, 1.0)}
@@ -27,15 +29,10 @@ def output_name(task: Task) -> str:
     return task.value
 
 
-def round_up(size: int, multiple: int = SPATIAL_MULTIPLE) -> int:
-    """Smallest multiple of ``multiple`` that is >= size."""
-    return -(-int(size) // multiple) * multiple
-
-
 def check_spatial(height: int, width: int) -> None:
     """Raise a ShapeError unless both sizes are positive multiples of 64."""
     for name, value in (("height", height), ("width", width)):
-        if value <= 0 or value % SPATIAL_MULTIPLE:
+        if not is_spatial_size(value):
             raise ShapeError(
                 f"{name} {value} is not a positive multiple of {SPATIAL_MULTIPLE}",
                 f"use e.g. {round_up(max(value, 1))} (the VAE downsamples 8x and the UNet 8x more)",

@@ -25,6 +25,7 @@ _EXTRAS: dict[str, tuple[str, str]] = {
     "cuda": ("trt", "cuda-python"),
     "cv2": ("video", "opencv-python-headless"),
     "matplotlib": ("bench", "matplotlib"),
+    "psutil": ("bench", "psutil"),
 }
 
 

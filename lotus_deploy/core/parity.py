@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .config import Task
+from .fitting import fit_line
 
 DELTA1_THRESHOLD = 1.25
 NORMAL_GOOD_DEG = 11.25
@@ -49,10 +50,7 @@ class ParityReport:
 
 def align_scale_shift(prediction: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Least-squares scale s and shift t minimising |s*prediction + t - target|², applied."""
-    p = prediction.reshape(-1).astype(np.float64)
-    q = target.reshape(-1).astype(np.float64)
-    design = np.stack([p, np.ones_like(p)], axis=1)
-    (scale, shift), *_ = np.linalg.lstsq(design, q, rcond=None)
+    scale, shift = fit_line(prediction, target)
     return (prediction.astype(np.float64) * scale + shift).reshape(prediction.shape)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from .contract import INPUT_CHANNELS, INPUT_NAME, SPATIAL_MULTIPLE, GraphShape
 from .errors import ConfigError, ShapeError
+from .sizes import check_size_flag, is_spatial_size
 
 DEFAULT_HEIGHT = 512
 DEFAULT_WIDTH = 512
@@ -69,7 +70,7 @@ class EngineProfile:
         _, _, h, w = shape
         for axis, value in ((2, h), (3, w)):
             lo, hi = self.min[axis], self.max[axis]
-            if not lo <= value <= hi or value % SPATIAL_MULTIPLE:
+            if not lo <= value <= hi or not is_spatial_size(value):
                 allowed = f"{lo}" if lo == hi else f"{lo}..{hi} in steps of {SPATIAL_MULTIPLE}"
                 raise ShapeError(
                     f"input {h}x{w} is outside the engine's profile ({'height' if axis == 2 else 'width'} {allowed})",
@@ -81,17 +82,12 @@ def _dims(batch: int, height: int, width: int) -> Dims4:
     return (batch, INPUT_CHANNELS, height, width)
 
 
-def _check_multiple(flag: str, value: int | None) -> None:
-    if value is not None and (value <= 0 or value % SPATIAL_MULTIPLE):
-        raise ConfigError(f"{flag} {value} is not a positive multiple of {SPATIAL_MULTIPLE}", f"use {max(SPATIAL_MULTIPLE, -(-value // SPATIAL_MULTIPLE) * SPATIAL_MULTIPLE)}")
-
-
 def derive_profile(parent: GraphShape, height: int | None = None, width: int | None = None, batch: int | None = None,
                    dynamic: bool = False, max_height: int | None = None, max_width: int | None = None,
                    max_batch: int | None = None) -> EngineProfile:
     """The optimization profile for a graph of shape ``parent`` (see the module docstring for defaults)."""
     for flag, value in (("--height", height), ("--width", width), ("--max-height", max_height), ("--max-width", max_width)):
-        _check_multiple(flag, value)
+        check_size_flag(flag, value)
     for flag, value in (("--batch", batch), ("--max-batch", max_batch)):
         if value is not None and value < 1:
             raise ConfigError(f"{flag} {value} is not positive", f"use {flag} 1 or more")

@@ -38,7 +38,7 @@ def export_onnx(config: ExportConfig, quiet: bool = False) -> ExportResult:
     from ..model.checkpoint import load_checkpoint, weights_hash
     from ..model.fused import build_module
 
-    steps = Steps((6 if config.parity else 5) + int(config.split), quiet=quiet)
+    steps = Steps((6 if config.export.parity else 5) + int(config.export.split), quiet=quiet)
     shape = graph_shape(config)
     with staged_artifact(config.artifact_dir, config.force) as staging:
         with steps.step(f"loading {config.model}"):
@@ -53,7 +53,7 @@ def export_onnx(config: ExportConfig, quiet: bool = False) -> ExportResult:
             }
         with tempfile.TemporaryDirectory(dir=staging) as scratch:
             raw = Path(scratch) / "raw.onnx"
-            with steps.step(f"tracing to ONNX (opset {config.opset}, {'static' if shape.is_static else 'dynamic'} H/W)"):
+            with steps.step(f"tracing to ONNX (opset {config.export.opset}, {'static' if shape.is_static else 'dynamic'} H/W)"):
                 _trace(module, raw, config, shape)
             with steps.step("cleaning the graph with onnxslim"):
                 model, counts = clean(raw)
@@ -62,7 +62,7 @@ def export_onnx(config: ExportConfig, quiet: bool = False) -> ExportResult:
                 _save_checked(model, staging, config, shape)
                 del model
         split = None
-        if config.split:  # the three stages as separate graphs in split/, for benchmarks (split_export.py)
+        if config.export.split:  # the three stages as separate graphs in split/, for benchmarks (split_export.py)
             from .split import export_split
 
             with steps.step("writing VAE encoder, UNet and VAE decoder graphs to split/"):
@@ -75,21 +75,21 @@ def export_onnx(config: ExportConfig, quiet: bool = False) -> ExportResult:
             "precision": "fp32",
             "shape": shape.to_json(),
             "contract": contract_json(config.task, shape),
-            "opset": config.opset,
+            "opset": config.export.opset,
             "source": source,
             "parent": None,
             "export": {
                 "exporter": "torch.onnx.export (TorchScript, dynamo=False)",
                 "cleaner": counts.pop("cleaner"),
                 "nodes": counts,
-                "groupnorm": config.groupnorm,
+                "groupnorm": config.export.groupnorm,
             },
             "tools": tool_versions(*EXPORT_TOOLS),
         }
         if split is not None:
             manifest["split"] = split
         report = None
-        if config.parity:
+        if config.export.parity:
             with steps.step("parity: ONNX Runtime vs the float64 oracle (diffusers components, upstream order)"):
                 report = _parity(checkpoint, Artifact(staging, manifest), config, shape, steps)
             record_parity(staging, manifest, report.to_json(), bool(report.passed), f"ONNX graph fails parity: {report.summary()}",
@@ -111,8 +111,8 @@ def _trace(module: Any, path: Path, config: ExportConfig, shape: GraphShape) -> 
         for per_tensor in axes.values():
             per_tensor.pop(2)
             per_tensor.pop(3)
-    trace(module, dummy, path, config.opset, INPUT_NAME, output_name(config.task), {k: v for k, v in axes.items() if v},
-          config.groupnorm, numerics_owner=module)
+    trace(module, dummy, path, config.export.opset, INPUT_NAME, output_name(config.task), {k: v for k, v in axes.items() if v},
+          config.export.groupnorm, numerics_owner=module)
 
 
 def _declare_io_shapes(model: Any, config: ExportConfig, shape: GraphShape) -> None:
@@ -150,11 +150,11 @@ def _parity(checkpoint: Any, artifact: Artifact, config: ExportConfig, shape: Gr
     """The staged graph in ONNX Runtime vs the independent float64 oracle (not the traced module)."""
     from .parity_inputs import default_image_dir, parity_batch
 
-    image_dir = config.parity_images or default_image_dir()
-    batch, names = parity_batch(shape, count=2, processing_res=config.parity_size, image_dir=image_dir)
+    image_dir = config.export.parity_images or default_image_dir()
+    batch, names = parity_batch(shape, count=2, processing_res=config.export.parity_size, image_dir=image_dir)
     steps.say(f"    inputs: {', '.join(names)} as one batch {list(batch.shape)} ({'photos from ' + str(image_dir) if image_dir else 'synthetic images'})")
     candidate = run_graph(artifact.model_path, shape, batch)
     reference = oracle_output(checkpoint, config.task, batch)
-    report = judge(compare(candidate, reference, config.task), max_abs=config.atol)
-    steps.say(f"    {report.summary()}  (tolerance max|Δ| ≤ {config.atol:g} vs the float64 oracle)")
+    report = judge(compare(candidate, reference, config.task), max_abs=config.export.atol)
+    steps.say(f"    {report.summary()}  (tolerance max|Δ| ≤ {config.export.atol:g} vs the float64 oracle)")
     return report

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.contract import GraphShape, round_up
-from ..image.preprocess import list_images, load_image, preprocess
+from ..core.contract import GraphShape
+from ..image.preprocess import batch_graph_size, list_images, load_image, preprocess
 
 ENV_IMAGES = "LOTUS_DEPLOY_PARITY_IMAGES"
 
@@ -58,15 +58,6 @@ def parity_batch(shape: GraphShape, count: int, processing_res: int, image_dir: 
         assert shape.height is not None and shape.width is not None
         target = (shape.height, shape.width)
     else:
-        sizes = [_resized(img.shape[:2], processing_res) for img in images]
-        target = (round_up(max(h for h, _ in sizes)), round_up(max(w for _, w in sizes)))
+        target = batch_graph_size(images, processing_res)
     arrays = [preprocess(img, processing_res=processing_res, graph_hw=target)[0] for img in images]
     return np.concatenate(arrays, axis=0), names
-
-
-def _resized(hw: tuple[int, ...], processing_res: int) -> tuple[int, int]:
-    h, w = int(hw[0]), int(hw[1])
-    if processing_res <= 0:
-        return h, w
-    scale = processing_res / max(h, w)
-    return int(h * scale), int(w * scale)

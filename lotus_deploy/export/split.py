@@ -90,7 +90,7 @@ def _export_stage(stage: str, stage_module: Any, module: Any, out: Path, config:
     dummy = torch.zeros(*_dummy_shape(stage, shape))
     with tempfile.TemporaryDirectory(dir=out) as scratch:
         raw = Path(scratch) / "raw.onnx"
-        trace(stage_module, dummy, raw, config.opset, names[0], names[1], _axes(shape, names), config.groupnorm, numerics_owner=module)
+        trace(stage_module, dummy, raw, config.export.opset, names[0], names[1], _axes(shape, names), config.export.groupnorm, numerics_owner=module)
         model, counts = clean(raw)
     path = out / f"{stage}.onnx"
     data = f"{stage}.onnx.data"
@@ -102,7 +102,7 @@ def _export_stage(stage: str, stage_module: Any, module: Any, out: Path, config:
         "output": names[1],
         "nodes": counts["after"],
         "cleaner": counts["cleaner"],
-        "groupnorm": config.groupnorm,
+        "groupnorm": config.export.groupnorm,
         "files": {name: {"sha256": sha256_file(out / name), "bytes": (out / name).stat().st_size} for name in (path.name, data)},
     }
 

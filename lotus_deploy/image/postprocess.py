@@ -86,6 +86,14 @@ def colorize_depth(depth: np.ndarray, reverse: bool = False) -> np.ndarray:
     return apply_spectral(arr, reverse=reverse)
 
 
+def colorize(values: np.ndarray, meaning: OutputMeaning) -> np.ndarray:
+    """One prediction → uint8 RGB by its meaning: Spectral for depth (clipped to [0, 1]), reversed for
+    disparity, (n + 1) / 2 for normals. Used for the color PNGs and the depth videos alike."""
+    if meaning is OutputMeaning.NORMAL:
+        return normal_to_rgb(values)
+    return colorize_depth(np.clip(np.nan_to_num(values, nan=0.0), 0.0, 1.0), reverse=meaning is OutputMeaning.DISPARITY)
+
+
 def normal_to_rgb(normal: np.ndarray) -> np.ndarray:
     """Normals in [-1, 1] → uint8 RGB as upstream shows them: round((n + 1) / 2 * 255)."""
     n = np.nan_to_num(np.asarray(normal, dtype=np.float32), nan=0.0)
@@ -164,12 +172,8 @@ def save_prediction(
                 raise ArtifactExistsError(f"{path} already exists", "pass --force to overwrite it, or choose another output folder")
     ensure_folder(out_dir)
 
-    if kind is OutputMeaning.NORMAL:
-        png16 = encode_png16(normal_to_uint16(pred))
-        color = Image.fromarray(normal_to_rgb(pred), mode="RGB")
-    else:
-        png16 = encode_png16(depth_to_uint16(pred))
-        color = Image.fromarray(colorize_depth(pred, reverse=kind is OutputMeaning.DISPARITY), mode="RGB")
+    png16 = encode_png16(normal_to_uint16(pred) if kind is OutputMeaning.NORMAL else depth_to_uint16(pred))
+    color = Image.fromarray(colorize(pred, kind), mode="RGB")
     atomic_write(targets[0], lambda handle: np.save(handle, pred, allow_pickle=False), overwrite=force)
     atomic_write(targets[1], lambda handle: handle.write(png16), overwrite=force)
     atomic_write(targets[2], _save_png(color), overwrite=force)

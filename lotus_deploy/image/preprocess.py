@@ -14,10 +14,11 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ..core.errors import ConfigError, InputImageError, NoImagesError, ShapeError
+from ..core.sizes import SPATIAL_MULTIPLE, is_spatial_size, round_up
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 DEFAULT_PROCESSING_RES = 768
-DEFAULT_MULTIPLE = 64
+DEFAULT_MULTIPLE = SPATIAL_MULTIPLE
 MAX_PROCESSING_RES = 4096
 # The graph input may hold at most this many pixels (4096 x 4096). Lotus-D's VAE decoder keeps 128
 # float32 channels per pixel at full resolution, so one such activation alone needs 512 bytes a pixel.
@@ -149,6 +150,12 @@ def long_edge_size(height: int, width: int, processing_res: int) -> tuple[int, i
     return max(1, int(height * scale)), max(1, int(width * scale))
 
 
+def batch_graph_size(images: Sequence[np.ndarray], processing_res: int) -> tuple[int, int]:
+    """The dynamic graph size that holds every image of a batch after its long-edge resize (rounded up to 64)."""
+    sizes = [long_edge_size(int(img.shape[0]), int(img.shape[1]), processing_res) for img in images]
+    return round_up(max(h for h, _ in sizes)), round_up(max(w for _, w in sizes))
+
+
 def resize_long_edge(img: np.ndarray, processing_res: int) -> np.ndarray:
     """Resize so the long edge is ``processing_res`` (sizes truncated as upstream does); <= 0 keeps it."""
     _check_rgb(img)
@@ -181,10 +188,6 @@ def pad_to(img: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.pad(img, pad, mode="edge")
 
 
-def _round_up(size: int, multiple: int) -> int:
-    return -(-size // multiple) * multiple
-
-
 def preprocess(
     img_uint8_hwc: np.ndarray,
     processing_res: int = DEFAULT_PROCESSING_RES,
@@ -203,13 +206,13 @@ def preprocess(
     original = (int(img.shape[0]), int(img.shape[1]))
     if graph_hw is None:  # before resizing: the size the graph would see
         h, w = long_edge_size(*original, processing_res)
-        check_graph_pixels(_round_up(h, multiple), _round_up(w, multiple))
+        check_graph_pixels(round_up(h, multiple), round_up(w, multiple))
     img = resize_long_edge(img, processing_res)
     if graph_hw is None:
-        target = (_round_up(img.shape[0], multiple), _round_up(img.shape[1], multiple))
+        target = (round_up(img.shape[0], multiple), round_up(img.shape[1], multiple))
     else:
         gh, gw = int(graph_hw[0]), int(graph_hw[1])
-        if gh <= 0 or gw <= 0 or gh % multiple or gw % multiple:
+        if not (is_spatial_size(gh, multiple) and is_spatial_size(gw, multiple)):
             raise ShapeError(f"graph size {gh}x{gw} is not a positive multiple of {multiple}", "pass the static graph's H and W")
         img = fit_inside(img, gh, gw)
         target = (gh, gw)

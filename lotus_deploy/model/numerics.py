@@ -15,7 +15,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-GROUPNORM_MODES = ("two-level", "native")
+from ..core.config import GROUPNORM_MODES  # the one list of modes (ExportSettings validates against it)
 
 
 def _two_level_class() -> type:

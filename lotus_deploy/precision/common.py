@@ -70,13 +70,13 @@ class Target:
 
 
 def target_for(precision: str, config: ExportConfig) -> Target:
-    if config.accuracy_target is not None:
+    if config.precision.accuracy_target is not None:
         from ..core.errors import ConfigError
 
-        if not config.accuracy_target > 0:
-            raise ConfigError(f"--accuracy-target {config.accuracy_target} is not positive",
+        if not config.precision.accuracy_target > 0:
+            raise ConfigError(f"--accuracy-target {config.precision.accuracy_target} is not positive",
                               "give an AbsRel (depth, e.g. 0.02) or a mean angle in degrees (normals, e.g. 3)")
-        return Target(config.task, float(config.accuracy_target), "--accuracy-target")
+        return Target(config.task, float(config.precision.accuracy_target), "--accuracy-target")
     return Target(config.task, DEFAULT_TARGETS[precision][config.task], "default")
 
 
@@ -96,7 +96,7 @@ def calibration_key(parent: Artifact, images: ImageSet, config: ExportConfig, sh
         "tensors": tensors,
         "parent": parent_key(parent),
         "images": list(zip(images.calib_names, images.calib_hashes or images.calib_names, strict=True)),
-        "calib_size": config.calib_size,
+        "calib_size": config.precision.calib_size,
         "method": CALIB_METHOD,
         "shape": shape.to_json(),
         "input_shapes": [list(a.shape) for a in images.calib],
@@ -150,7 +150,7 @@ def cached_ranges(parent: Artifact, images: ImageSet, config: ExportConfig, shap
 def reference_outputs(parent: Artifact, images: ImageSet, config: ExportConfig, steps: Steps) -> np.ndarray:
     """The fp32 graph's outputs on the held-out batch (cached beside the calibration ranges)."""
     key = digest({"parent": parent_key(parent), "images": list(zip(images.eval_names, images.eval_hashes or images.eval_names, strict=True)),
-                   "shape": list(images.eval_batch.shape), "size": config.parity_size})
+                   "shape": list(images.eval_batch.shape), "size": config.export.parity_size})
     path = cache_folder(config) / f"reference-{key}.npy"
     if path.is_file():
         steps.say(f"    fp32 reference outputs from cache: {path}")

@@ -16,9 +16,9 @@ import numpy as np
 
 from ..core.artifacts import sha256_file
 from ..core.config import ExportConfig
-from ..core.contract import GraphShape, round_up
+from ..core.contract import GraphShape
 from ..core.errors import ConfigError, NoImagesError
-from ..image.preprocess import list_images, load_image, preprocess
+from ..image.preprocess import batch_graph_size, list_images, load_image, preprocess
 
 HOLD_OUT_EVERY = 4
 MAX_EVAL_IMAGES = 8
@@ -55,27 +55,27 @@ def _check_folder(path: Path, flag: str) -> list[Path]:
 
 def choose(config: ExportConfig, require_calib: bool) -> tuple[list[Path], list[Path], str, str]:
     """(calibration paths, held-out paths, how each was chosen); cheap checks only."""
-    if config.calib_count < 1:
-        raise ConfigError(f"--calib-count {config.calib_count} is not positive", "use e.g. 32")
-    if config.calib_size <= 0:
-        raise ConfigError(f"--calib-size {config.calib_size} is not positive", "use 256 (or the size you will run at)")
-    if config.calib_dir is None:
+    if config.precision.calib_count < 1:
+        raise ConfigError(f"--calib-count {config.precision.calib_count} is not positive", "use e.g. 32")
+    if config.precision.calib_size <= 0:
+        raise ConfigError(f"--calib-size {config.precision.calib_size} is not positive", "use 256 (or the size you will run at)")
+    if config.precision.calib_dir is None:
         if require_calib:
             raise ConfigError("onnx-int8 needs calibration images", "pass --calib-dir FOLDER (real photos, e.g. ../shared/data/images)")
         return [], [], "", ""
-    paths = _check_folder(config.calib_dir, "--calib-dir")
-    if config.eval_dir is not None:
-        held = _check_folder(config.eval_dir, "--eval-dir")[:MAX_EVAL_IMAGES]
-        calib = paths[: config.calib_count]
-        return calib, held, f"--calib-dir {config.calib_dir} (first {len(calib)} in name order)", f"--eval-dir {config.eval_dir}"
+    paths = _check_folder(config.precision.calib_dir, "--calib-dir")
+    if config.precision.eval_dir is not None:
+        held = _check_folder(config.precision.eval_dir, "--eval-dir")[:MAX_EVAL_IMAGES]
+        calib = paths[: config.precision.calib_count]
+        return calib, held, f"--calib-dir {config.precision.calib_dir} (first {len(calib)} in name order)", f"--eval-dir {config.precision.eval_dir}"
     if len(paths) < 2:
-        raise NoImagesError(f"--calib-dir {config.calib_dir} holds {len(paths)} image; 2 or more are needed to hold some out",
+        raise NoImagesError(f"--calib-dir {config.precision.calib_dir} holds {len(paths)} image; 2 or more are needed to hold some out",
                             "add images, or pass --eval-dir with held-out images")
     held = [p for i, p in enumerate(paths) if i % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1] or [paths[-1]]
     held = held[:MAX_EVAL_IMAGES]
-    calib = [p for p in paths if p not in held][: config.calib_count]
-    how = f"deterministic split of --calib-dir {config.calib_dir}: every {HOLD_OUT_EVERY}th image in name order held out"
-    return calib, held, f"--calib-dir {config.calib_dir} less the held-out images", how
+    calib = [p for p in paths if p not in held][: config.precision.calib_count]
+    how = f"deterministic split of --calib-dir {config.precision.calib_dir}: every {HOLD_OUT_EVERY}th image in name order held out"
+    return calib, held, f"--calib-dir {config.precision.calib_dir} less the held-out images", how
 
 
 def prepare(config: ExportConfig, shape: GraphShape, require_calib: bool) -> ImageSet:
@@ -99,14 +99,13 @@ def prepare(config: ExportConfig, shape: GraphShape, require_calib: bool) -> Ima
         calib_source, eval_source = "synthetic images (no --calib-dir)", "synthetic images (no --calib-dir)"
         notes.append("no --calib-dir: fp16 ranges and parity measured on synthetic images; pass real photos for a trustworthy keep-list")
     static = (int(shape.height), int(shape.width)) if shape.height is not None and shape.width is not None else None
-    calib = [preprocess(img, processing_res=config.calib_size, graph_hw=static)[0] for img in calib_images]
+    calib = [preprocess(img, processing_res=config.precision.calib_size, graph_hw=static)[0] for img in calib_images]
     if shape.batch is not None and shape.batch > 1:  # a static-batch graph takes exactly that many images
         calib = [np.repeat(arr, shape.batch, axis=0) for arr in calib]
     if static is None:
-        sizes = [preprocess(img, processing_res=config.parity_size)[0].shape[2:] for img in eval_images]
-        static_eval: tuple[int, int] = (round_up(max(s[0] for s in sizes)), round_up(max(s[1] for s in sizes)))
+        static_eval: tuple[int, int] = batch_graph_size(eval_images, config.export.parity_size)
     else:
         static_eval = static
-    eval_arrays = [preprocess(img, processing_res=config.parity_size, graph_hw=static_eval)[0] for img in eval_images]
+    eval_arrays = [preprocess(img, processing_res=config.export.parity_size, graph_hw=static_eval)[0] for img in eval_images]
     eval_batch = np.concatenate(eval_arrays, axis=0)
     return ImageSet(calib, calib_names, calib_hashes, eval_batch, eval_names, eval_hashes, calib_source, eval_source, notes, list(calib_paths))

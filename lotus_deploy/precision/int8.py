@@ -213,7 +213,7 @@ def _probe(images: inputs.ImageSet, config: ExportConfig, shape: Any) -> np.ndar
     """The first calibration image at half the calibration size (at least 64): ranks groups 4x faster."""
     from ..image.preprocess import load_image, preprocess
 
-    size = int(config.extra.get("probe_size", max(64, config.calib_size // 2)))  # type: ignore[call-overload]
+    size = config.precision.probe_size or max(64, config.precision.calib_size // 2)
     if shape.is_static or not images.calib_paths:
         return images.calib[0]
     return preprocess(load_image(images.calib_paths[0]), processing_res=size)[0]

@@ -34,7 +34,7 @@ def engine_parity(engine: Artifact, parent: Artifact, config: ExportConfig, prof
         steps.say("    onnxruntime is not installed: parity skipped (pip install onnxruntime to check the engine)")
         return None
     shape = profile.opt_shape()
-    image_dir = config.parity_images or default_image_dir()
+    image_dir = config.export.parity_images or default_image_dir()
     assert shape.height is not None and shape.width is not None and shape.batch is not None
     batch, names = parity_batch(shape, count=shape.batch, processing_res=max(shape.height, shape.width), image_dir=image_dir)
     steps.say(f"    inputs: {', '.join(names)} as one batch {list(batch.shape)}")
@@ -46,7 +46,7 @@ def engine_parity(engine: Artifact, parent: Artifact, config: ExportConfig, prof
     reference = run_graph(parent.model_path, parent.shape, batch)
     report = compare(candidate, reference, config.task)
     if config.engine.precision is Precision.FP32:
-        report = judge(report, max_abs=max(config.atol, FP32_ENGINE_MAX_ABS))
+        report = judge(report, max_abs=max(config.export.atol, FP32_ENGINE_MAX_ABS))
     else:
         report = judge(report, **REDUCED_TOLERANCES[config.engine.precision])
     steps.say(f"    {report.summary()}  (tolerances {report.tolerances})")

@@ -14,11 +14,10 @@ otherwise.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
-from ..core.artifacts import MANIFEST, Artifact
+from ..core.artifacts import MANIFEST, Artifact, sha256_file
 from ..core.cache import cache_root
 from ..core.contract import INPUT_NAME
 from ..core.deps import require
@@ -69,7 +68,7 @@ def default_cache_dir(artifact: Artifact) -> Path:
     """``$LOTUS_DEPLOY_HOME`` (default ~/.cache/lotus-deploy)/ort-trt/<folder>-<manifest hash>: one per graph."""
     root = cache_root()
     try:
-        digest = hashlib.sha256((artifact.folder / MANIFEST).read_bytes()).hexdigest()[:12]
+        digest = sha256_file(artifact.folder / MANIFEST)[:12]
     except OSError:
         digest = "nomanifest"
     return root / "ort-trt" / f"{artifact.folder.name}-{digest}"

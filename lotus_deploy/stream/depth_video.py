@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from ..core.config import OutputMeaning, Task
+from ..core.config import Task
 from ..core.errors import ArtifactExistsError, ConfigError, LotusError, OutputPathError
 from ..core.progress import bar
 from ..core.safe_io import atomic_write, check_writable_folder, ensure_folder, write_json_atomic
-from ..image.postprocess import colorize_depth, normal_to_rgb
+from ..image.postprocess import colorize
 from ..runtime.estimator import DepthEstimator
 from .temporal import AlignStep, TemporalAligner
 from .video import DEFAULT_FOURCC, Frame, FrameSource, VideoError, VideoWriter
@@ -58,13 +58,6 @@ class VideoOptions:
 
 def _save_npy_atomic(path: Path, array: np.ndarray, overwrite: bool) -> None:
     atomic_write(path, lambda handle: np.save(handle, array, allow_pickle=False), overwrite=overwrite)
-
-
-def colorize(values: np.ndarray, meaning: OutputMeaning) -> np.ndarray:
-    """One frame's values → uint8 RGB for the video (depth clipped to [0, 1])."""
-    if meaning is OutputMeaning.NORMAL:
-        return normal_to_rgb(values)
-    return colorize_depth(np.clip(np.nan_to_num(values, nan=0.0), 0.0, 1.0), reverse=meaning is OutputMeaning.DISPARITY)
 
 
 def _check_output(out_dir: Path, force: bool) -> None:

@@ -30,7 +30,8 @@ import numpy as np
 
 from ..core.config import OutputMeaning
 from ..core.errors import ConfigError, LotusError, ShapeError
-from .temporal import irls_weights
+from ..core.fitting import fit_line
+from .fitting import irls_line
 
 
 class SparseDepthError(LotusError):
@@ -136,7 +137,8 @@ def sample(prediction: np.ndarray, points: SparsePoints) -> tuple[np.ndarray, np
     return values, usable
 
 
-def _to_metres(pred: np.ndarray, scale: float, shift: float, disparity: bool) -> np.ndarray:
+def to_metres(pred: np.ndarray, scale: float, shift: float, disparity: bool) -> np.ndarray:
+    """A fitted prediction in metres: ``s·p + t`` for depth, ``1 / (s·p + t)`` for disparity (NaN where not positive)."""
     fitted = pred * scale + shift
     if not disparity:
         return fitted
@@ -144,28 +146,13 @@ def _to_metres(pred: np.ndarray, scale: float, shift: float, disparity: bool) ->
         return np.where(fitted > 0, 1.0 / np.where(fitted > 0, fitted, 1.0), np.nan)
 
 
-def _weighted_fit(p: np.ndarray, q: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
-    sw = np.sqrt(weights)
-    design = np.stack([p, np.ones_like(p)], axis=1)
-    (scale, shift), *_ = np.linalg.lstsq(design * sw[:, None], q * sw, rcond=None)
-    return float(scale), float(shift)
-
-
 def _irls(p: np.ndarray, q: np.ndarray, iterations: int = 20) -> tuple[float, float]:
-    weights = np.ones_like(p)
-    scale, shift = _weighted_fit(p, q, weights)
-    for _ in range(iterations):
-        residual = p * scale + shift - q
-        sigma = 1.4826 * np.median(np.abs(residual - np.median(residual)))
-        if sigma <= 1e-12:
-            break
-        weights = irls_weights(residual / sigma, redescending=False)
-        scale, shift = _weighted_fit(p, q, weights)
-    return scale, shift
+    """Huber IRLS from the plain least-squares line (the points were already RANSAC-screened)."""
+    return irls_line(p, q, fit_line(p, q), iterations, redescending=False)
 
 
 def _relative_error(p: np.ndarray, z: np.ndarray, scale: float, shift: float, disparity: bool) -> np.ndarray:
-    pred = _to_metres(p, scale, shift, disparity)
+    pred = to_metres(p, scale, shift, disparity)
     return np.where(np.isfinite(pred), np.abs(pred - z) / z, np.inf)
 
 
@@ -227,13 +214,13 @@ def fit_metric(prediction: np.ndarray, points: SparsePoints | np.ndarray, meanin
     if inliers.sum() >= 2 and not np.array_equal(inliers, best):
         scale, shift = _irls(p[inliers], q[inliers])
         inliers = _relative_error(p, z, scale, shift, disparity) <= max_rel_error
-    fitted = _to_metres(p, scale, shift, disparity)
+    fitted = to_metres(p, scale, shift, disparity)
     err = (fitted - z)[inliers]
     rel = (np.abs(fitted - z) / z)[inliers]
     mask = np.zeros(len(points), dtype=bool)
     mask[np.flatnonzero(usable)[inliers]] = True
     return MetricFit(
-        depth_m=_to_metres(pred, scale, shift, disparity).astype(np.float32),
+        depth_m=to_metres(pred, scale, shift, disparity).astype(np.float32),
         scale=scale,
         shift=shift,
         space="disparity" if disparity else "depth",

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import InputImageError
+from .metric import to_metres
 
 # encoding -> (channels, dtype, channel order to take for RGB)
 _ENCODINGS: dict[str, tuple[int, str, tuple[int, ...]]] = {
@@ -120,11 +121,7 @@ class DepthNodeCore:
         if self.aligner is not None:
             values = self.aligner.align(values, rgb)
         if self.metric is not None:
-            fitted = values.astype(np.float64) * self.metric[0] + self.metric[1]
-            if self.meaning == "disparity":
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    fitted = np.where(fitted > 0, 1.0 / np.where(fitted > 0, fitted, 1.0), np.nan)
-            values = fitted.astype(np.float32)
+            values = to_metres(values.astype(np.float64), *self.metric, disparity=self.meaning == "disparity").astype(np.float32)
         self.frames += 1
         return values
 

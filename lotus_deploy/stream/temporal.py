@@ -20,9 +20,8 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import ConfigError, ShapeError
+from .fitting import irls_line, median_start
 
-HUBER_K = 1.345  # 95% efficiency under Gaussian noise
-TUKEY_C = 4.685  # likewise for the biweight
 MAX_FIT_SAMPLES = 20_000
 STATIC_THRESHOLD = 8.0  # grey levels (0..255) of frame-to-frame change still called "static"
 MIN_FIT_PIXELS = 64
@@ -53,22 +52,6 @@ def _subsample(n: int, limit: int) -> np.ndarray | slice:
     return np.linspace(0, n - 1, limit).astype(np.int64)
 
 
-def _weighted_line(p: np.ndarray, q: np.ndarray, weights: np.ndarray, symmetric: bool) -> np.ndarray:
-    """Weighted fit q ≈ s*p + t: ordinary LS, or the symmetric (reduced-major-axis) slope."""
-    if not symmetric:
-        sw = np.sqrt(weights)
-        design = np.stack([p, np.ones_like(p)], axis=1)
-        coef, *_ = np.linalg.lstsq(design * sw[:, None], q * sw, rcond=None)
-        return np.asarray(coef, dtype=np.float64)
-    w = weights / weights.sum()
-    mp, mq = float(w @ p), float(w @ q)
-    sp = float(np.sqrt(w @ (p - mp) ** 2))
-    sq = float(np.sqrt(w @ (q - mq) ** 2))
-    cov = float(w @ ((p - mp) * (q - mq)))
-    scale = np.sign(cov) * sq / sp if sp > 0 else 0.0
-    return np.array([scale, mq - scale * mp])
-
-
 def robust_scale_shift(source: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None,
                        iterations: int = 12, max_samples: int = MAX_FIT_SAMPLES, symmetric: bool = False) -> tuple[float, float]:
     """Scale s and shift t robustly minimising ``s*source + t - target``.
@@ -97,36 +80,8 @@ def robust_scale_shift(source: np.ndarray, target: np.ndarray, mask: np.ndarray 
     p, q = p[pick], q[pick]
     if p.size < 2 or np.ptp(p) <= 1e-12:
         raise ShapeError(f"only {p.size} usable pixels (or a constant map) to fit scale and shift", "pass maps with structure")
-    coef = _median_start(p, q)
-    for _ in range(max(1, iterations)):
-        residual = p * coef[0] + coef[1] - q
-        sigma = 1.4826 * np.median(np.abs(residual - np.median(residual)))
-        if sigma <= 1e-12:
-            break
-        weights = irls_weights(residual / sigma, redescending=True)
-        coef = _weighted_line(p, q, weights, symmetric)
-    return float(coef[0]), float(coef[1])
-
-
-def _median_start(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Start from medians and MADs, not from plain LS: a few far-off source pixels (high leverage)
-    can tilt an LS start so far that IRLS settles on the wrong line."""
-    mp, mq = float(np.median(p)), float(np.median(q))
-    dp, dq = float(np.median(np.abs(p - mp))), float(np.median(np.abs(q - mq)))
-    if dp <= 1e-12 or dq <= 1e-12:
-        return _weighted_line(p, q, np.ones_like(p), symmetric=False)
-    sign = 1.0 if float(np.mean((p - mp) * (q - mq))) >= 0 else -1.0
-    scale = sign * dq / dp
-    return np.array([scale, mq - scale * mp])
-
-
-def irls_weights(standardized: np.ndarray, redescending: bool) -> np.ndarray:
-    """Huber weights (convex: safe from a rough start), or Tukey's biweight (redescending: gross
-    outliers such as moving objects get weight 0 instead of a pull that only shrinks)."""
-    r = np.abs(standardized)
-    if redescending:
-        return np.where(r < TUKEY_C, (1.0 - (r / TUKEY_C) ** 2) ** 2, 0.0)
-    return np.where(r <= HUBER_K, 1.0, HUBER_K / np.maximum(r, 1e-12))
+    scale, shift = irls_line(p, q, median_start(p, q), iterations, redescending=True, symmetric=symmetric)
+    return scale, shift
 
 
 @dataclass

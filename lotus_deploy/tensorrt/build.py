@@ -10,7 +10,6 @@ switched off where the flag exists, so "fp32" means float32 math.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,11 +23,12 @@ from ..core.artifacts import (
     Artifact,
     check_artifact_output,
     record_parity,
+    sha256_file,
     staged_artifact,
     tool_versions,
     write_manifest,
 )
-from ..core.config import EngineKind, ExportConfig, Precision
+from ..core.config import DEFAULT_OPT_LEVEL, DEFAULT_WORKSPACE_GIB, EngineKind, ExportConfig, Precision, check_build_limits
 from ..core.contract import INPUT_NAME, GraphShape, contract_json
 from ..core.errors import ArtifactError, ConfigError
 from ..core.parity import ParityReport
@@ -43,28 +43,24 @@ if TYPE_CHECKING:
     import tensorrt as trt_t
 
 DEFAULT_TIMING_CACHE = Path("engines") / "timing.cache"
-MAX_OPT_LEVEL = 5
 ENGINE_TOOLS = ("tensorrt", "tensorrt-cu12", "tensorrt-cu13", "cuda-python", "cuda-bindings", "onnxruntime", "onnxruntime-gpu", "numpy")
 
 def profile_from_config(config: ExportConfig, parent: GraphShape) -> EngineProfile:
-    return derive_profile(parent, config.height, config.width, config.batch, config.dynamic_profile,
-                          config.max_height, config.max_width, config.max_batch)
+    return derive_profile(parent, config.height, config.width, config.batch, config.tensorrt.dynamic_profile,
+                          config.tensorrt.max_height, config.tensorrt.max_width, config.tensorrt.max_batch)
 
 
 @dataclass(frozen=True)
 class BuildSettings:
     """What the builder needs besides the graph and the profile."""
 
-    workspace_gib: float = 4.0
-    optimization_level: int = 3
+    workspace_gib: float = DEFAULT_WORKSPACE_GIB
+    optimization_level: int = DEFAULT_OPT_LEVEL
     timing_cache: Path | None = DEFAULT_TIMING_CACHE
     fp32: bool = False  # an fp32 graph: keep TF32 off
 
     def __post_init__(self) -> None:
-        if not self.workspace_gib > 0:
-            raise ConfigError(f"--workspace-gib {self.workspace_gib} must be positive", "use e.g. 4 (Jetson Orin Nano: 2)")
-        if not 0 <= self.optimization_level <= MAX_OPT_LEVEL:
-            raise ConfigError(f"--opt-level {self.optimization_level} is outside 0..{MAX_OPT_LEVEL}", "use 3 (TensorRT's default)")
+        check_build_limits(self.workspace_gib, self.optimization_level)
 
     @property
     def workspace_bytes(self) -> int:
@@ -73,9 +69,9 @@ class BuildSettings:
 
 def settings_from_config(config: ExportConfig) -> BuildSettings:
     return BuildSettings(
-        workspace_gib=config.workspace_gib,
-        optimization_level=config.builder_optimization_level,
-        timing_cache=config.timing_cache if config.timing_cache is not None else DEFAULT_TIMING_CACHE,
+        workspace_gib=config.tensorrt.workspace_gib,
+        optimization_level=config.tensorrt.optimization_level,
+        timing_cache=config.tensorrt.timing_cache if config.tensorrt.timing_cache is not None else DEFAULT_TIMING_CACHE,
         fp32=config.engine.precision is Precision.FP32,
     )
 
@@ -113,7 +109,7 @@ def build_engine_artifact(parent: Artifact, config: ExportConfig, quiet: bool, c
     profile = profile_from_config(config, parent.shape)
     settings = settings_from_config(config)
     device = device_info(cudart)
-    steps = Steps(4 if config.parity and check is not None else 3, quiet=quiet)
+    steps = Steps(4 if config.export.parity and check is not None else 3, quiet=quiet)
     with staged_artifact(config.artifact_dir, config.force) as staging:
         with steps.step(f"building TensorRT {trt.__version__} engine on {device.name} (sm {device.compute_capability}), profile {describe_profile(profile)}"):
             start = time.perf_counter()
@@ -133,7 +129,7 @@ def build_engine_artifact(parent: Artifact, config: ExportConfig, quiet: bool, c
             "parent": {
                 "folder": str(parent.folder),
                 "engine": parent.manifest.get("engine"),
-                "manifest_sha256": _sha256(parent.folder / MANIFEST),
+                "manifest_sha256": sha256_file(parent.folder / MANIFEST),
             },
             "tensorrt": {
                 "version": str(trt.__version__),
@@ -150,7 +146,7 @@ def build_engine_artifact(parent: Artifact, config: ExportConfig, quiet: bool, c
             "tools": tool_versions(*ENGINE_TOOLS),
         }
         report = None
-        if config.parity and check is not None:
+        if config.export.parity and check is not None:
             with steps.step("parity: TensorRT engine vs the parent graph in ONNX Runtime (CPU)"):
                 report = check(Artifact(staging, manifest), parent, config, profile, steps)
             if report is not None:
@@ -170,13 +166,6 @@ def _check_parent(parent: Artifact, config: ExportConfig) -> None:
                           f"use --engine {wanted} (precision lives in the ONNX graph)")
     if parent.task is not config.task:
         raise ConfigError(f"{parent.folder} predicts {parent.task.value}, not {config.task.value}", f"use --task {parent.task.value}")
-
-
-def _sha256(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
 
 
 def build_engine(trt: ModuleType, onnx_path: Path, engine_path: Path, profile: EngineProfile, settings: BuildSettings, task: str,
@@ -199,7 +188,7 @@ def build_engine(trt: ModuleType, onnx_path: Path, engine_path: Path, profile: E
 
     config: trt_t.IBuilderConfig = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_bytes)
-    config.builder_optimization_level = settings.optimization_level
+    config.tensorrt.optimization_level = settings.optimization_level
     tf32 = not (settings.fp32 and disable_tf32(trt, config))
     monitor = progress_monitor(trt, say)
     if monitor is not None:
