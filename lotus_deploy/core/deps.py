@@ -19,7 +19,6 @@ _EXTRAS: dict[str, tuple[str, str]] = {
     "onnx": ("export", "onnx"),
     "onnxslim": ("export", "onnxslim (graph cleaner)"),
     "onnxruntime": ("ort", "onnxruntime (or onnxruntime-gpu via the ort-gpu extra)"),
-    "modelopt": ("int8", "nvidia-modelopt"),
     "onnxconverter_common": ("precision", "onnxconverter-common"),
     "tensorrt": ("trt", "TensorRT Python bindings (on Jetson they come with JetPack)"),
     "cuda": ("trt", "cuda-python"),

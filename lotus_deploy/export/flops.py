@@ -109,7 +109,7 @@ def _infer_symbolic(model: Any) -> Any | None:
         return None
 
 
-def _node_macs(node: Any, shape: dict[str, list[int] | None], consts: dict[str, list[int]]) -> int | None:
+def node_macs(node: Any, shape: dict[str, list[int] | None], consts: dict[str, list[int]]) -> int | None:
     """MACs of one counted node, or None when a needed shape is unknown."""
     op = node.op_type
 
@@ -157,7 +157,7 @@ def _count(model: Any) -> FlopCount:
         if node.op_type not in COUNTED_OPS:
             continue
         result.nodes += 1
-        macs = _node_macs(node, table, consts)
+        macs = node_macs(node, table, consts)
         if macs is None:
             result.unknown.append(node.name or node.output[0])
             continue

@@ -26,6 +26,7 @@ import numpy as np
 from ..core.artifacts import ONNX_DATA, ONNX_FILE
 from ..core.progress import bar
 from ..export.common import save_with_external_data
+from ..export.flops import node_macs
 from ..onnxrt import make_session
 
 COMPUTE_OPS = ("Conv", "MatMul", "Gemm")
@@ -117,10 +118,6 @@ def group_of(node_name: str) -> str:
     return "/".join(parts[:2])
 
 
-def network_of(group: str) -> str:
-    return group.split("/")[0]
-
-
 def constant_names(model: Any) -> set[str]:
     """Initializers and Constant-node outputs (weights, folded shapes)."""
     names = {t.name for t in model.graph.initializer}
@@ -151,15 +148,8 @@ def runtime_macs(graph_path: Path, model: Any, sample: np.ndarray) -> dict[str, 
             continue
         outs = [list(d.values())[0] for d in args["output_type_shape"]]
         ins = [list(d.values())[0] for d in args["input_type_shape"]]
-        out = int(np.prod(outs[0], dtype=np.int64))
-        if node.op_type == "Conv":
-            w = weights.get(node.input[1]) or ins[1]
-            macs[name] = out * int(np.prod(w[1:], dtype=np.int64))
-        elif node.op_type == "MatMul":
-            macs[name] = out * int(ins[0][-1])
-        else:
-            trans_a = next((attr.i for attr in node.attribute if attr.name == "transA"), 0)
-            macs[name] = out * int(ins[0][0] if trans_a else ins[0][-1])
+        shapes = {**dict(zip(node.input, ins, strict=False)), node.output[0]: outs[0]}
+        macs[name] = node_macs(node, shapes, weights) or 0  # the one MAC formula (export/flops.py)
     batch = int(sample.shape[0]) or 1
     return {name: macs.get(name, 0) // batch for name in compute}
 
