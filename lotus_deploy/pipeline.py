@@ -103,15 +103,15 @@ def run_export(config: ExportConfig, quiet: bool = False) -> ExportResult:
     The output folder is checked and locked before anything is loaded or built, so a refused
     ``--output`` costs nothing and a concurrent export to the same folder fails at once.
     """
+    if config.engine.is_tensorrt:
+        from .tensorrt.build import preflight
+
+        preflight(config)  # TensorRT, CUDA and the profile settings usable? (the first thing a trt-* export needs)
     require_all(required_modules(config), f"--engine {config.engine.value}")
     with publish_lock(config.artifact_dir):
         check_artifact_output(config.artifact_dir, config.force)
         if config.engine is EngineKind.ONNX:
             return export_onnx(config, quiet=quiet)
-        if config.engine.is_tensorrt:
-            from .tensorrt.build import preflight
-
-            preflight(config)  # TensorRT, CUDA and the profile settings usable? (before building any parent)
         if config.engine.precision is not Precision.FP32:
             from .precision import validate_inputs
 

@@ -35,4 +35,10 @@ python -m pip install -q -e ".[export,ort,bench,dev,video,precision]" -c constra
 # TensorRT type stubs (10.x) for scripts/typecheck.sh. --no-deps: with its dependencies it would pull
 # TensorRT's native libraries, which cannot load on a machine without TensorRT (docs/tensorrt.md).
 python -m pip install -q --no-deps tensorrt-stubs==10.13.0.35.1
+# A second environment with only the [dev] extra: scripts/check.sh runs the suite there too, to prove
+# every test that needs an optional extra skips (naming it) instead of erroring. numpy, Pillow, tqdm only.
+dev_venv="${LOTUS_DEV_VENV:-${venv}-dev}"
+python3 -m venv "$dev_venv"
+"$dev_venv/bin/python" -m pip install -q --upgrade pip
+"$dev_venv/bin/python" -m pip install -q -e ".[dev]" -c constraints.txt
 echo "setup: ready; activate with: . $venv/bin/activate"

@@ -13,9 +13,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from extras import need
 
-pytest.importorskip("onnx", reason="the export extra is not installed")
-pytest.importorskip("onnxruntime", reason="the ort extra is not installed")
+need("onnx")
+need("onnxruntime")
 
 from fs_helpers import REPO, make_messy_tree, read_only, run_cli, snapshot  # noqa: E402
 

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from extras import need
 from PIL import Image
 
-pytest.importorskip("onnxruntime", reason="the ort extra is not installed")
+need("onnxruntime")
 
 from fs_helpers import read_only, snapshot  # noqa: E402
 
@@ -283,7 +284,7 @@ def test_flags_that_do_nothing_warn_in_one_line(tiny_depth_onnx: Path, tmp_path:
 
 
 def test_one_video_among_images_gets_an_accurate_message(tiny_depth_onnx: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("cv2", reason="the video extra is not installed")
+    need("cv2")
     (tmp_path / "clip.mp4").write_bytes(b"\0" * 16)
     _photo(tmp_path / "a.jpg", 0)
     code, _, stderr = _infer(capsys, str(tmp_path / "clip.mp4"), str(tmp_path / "a.jpg"), "-a", str(tiny_depth_onnx))

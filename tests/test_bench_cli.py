@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-import pytest
+from extras import need
 
 from lotus_deploy.cli import bench_cmd
 
@@ -43,9 +43,9 @@ def test_size_and_option_parsing():
 
 
 def test_tiny_end_to_end(tmp_path, monkeypatch, capsys):
-    pytest.importorskip("torch")
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("matplotlib")
+    need("torch")
+    need("onnxruntime")
+    need("matplotlib")
     from lotus_deploy.bench.report import validate
 
     monkeypatch.chdir(tmp_path)  # --model exports into ./engines/

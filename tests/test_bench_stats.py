@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from extras import need
 
 from lotus_deploy.bench import report
 from lotus_deploy.bench.stats import achieved_gflops, images_per_second, percentile, summarize
@@ -99,7 +100,7 @@ def test_markdown_table():
 
 
 def test_chart_file_is_written(tmp_path):
-    pytest.importorskip("matplotlib")
+    need("matplotlib")
     from lotus_deploy.bench.chart import draw
 
     path = draw(_doc(), tmp_path / "sub" / "bench.png")
@@ -107,7 +108,7 @@ def test_chart_file_is_written(tmp_path):
 
 
 def test_render_rewrites_markdown_and_chart_from_json(tmp_path, capsys):
-    pytest.importorskip("matplotlib")
+    need("matplotlib")
     from lotus_deploy.cli import bench_cmd
 
     path = tmp_path / "r.json"

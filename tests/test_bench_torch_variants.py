@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
+from extras import need
 
-pytest.importorskip("torch")
-pytest.importorskip("diffusers")
+need("torch")
+need("diffusers")
 
 from lotus_deploy.runtime.base import backend_names, load_backend  # noqa: E402
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from extras import need
 from fs_helpers import REPO, snapshot
 
 from lotus_deploy.cli import bench_cmd, export_cmd
@@ -25,7 +26,7 @@ def _user_files(folder: Path) -> dict[str, str]:
 
 
 def test_lotus_bench_keeps_every_file_already_in_its_output(tiny_depth_onnx: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("onnxruntime")
+    need("onnxruntime")
     out = tmp_path / "out"
     before = _user_files(out)
     argv = ["--artifact", str(tiny_depth_onnx), "--backend", "onnxruntime", "--size", "64", "--iterations", "1", "--warmup", "0",
@@ -41,7 +42,7 @@ def test_lotus_bench_keeps_every_file_already_in_its_output(tiny_depth_onnx: Pat
 
 
 def test_lotus_video_keeps_every_file_already_in_its_output(tiny_depth_onnx: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("cv2", reason="the video extra is not installed")
+    need("cv2")
     from lotus_deploy.cli import video_cmd
     from lotus_deploy.stream.video import VideoWriter
 

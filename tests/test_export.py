@@ -7,17 +7,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from lotus_checkpoints import independent_reference, make_unseen_checkpoint
+from extras import need
 
-from lotus_deploy.core.artifacts import ONNX_DATA, ONNX_FILE, open_artifact
-from lotus_deploy.core.config import ExportConfig, ExportSettings, Task
-from lotus_deploy.core.contract import GraphShape
-from lotus_deploy.core.errors import ShapeError
-from lotus_deploy.export.fused import export_onnx
-from lotus_deploy.export.oracle import oracle_output
-from lotus_deploy.model.checkpoint import load_checkpoint
-from lotus_deploy.model.fused import build_module, task_embedding
-from lotus_deploy.runtime.ort_backend import OnnxRuntimeBackend
+for _module in ("torch", "diffusers", "onnx", "onnxslim", "onnxruntime"):
+    need(_module)
+from lotus_checkpoints import independent_reference, make_unseen_checkpoint  # noqa: E402
+
+from lotus_deploy.core.artifacts import ONNX_DATA, ONNX_FILE, open_artifact  # noqa: E402
+from lotus_deploy.core.config import ExportConfig, ExportSettings, Task  # noqa: E402
+from lotus_deploy.core.contract import GraphShape  # noqa: E402
+from lotus_deploy.core.errors import ShapeError  # noqa: E402
+from lotus_deploy.export.fused import export_onnx  # noqa: E402
+from lotus_deploy.export.oracle import oracle_output  # noqa: E402
+from lotus_deploy.model.checkpoint import load_checkpoint  # noqa: E402
+from lotus_deploy.model.fused import build_module, task_embedding  # noqa: E402
+from lotus_deploy.runtime.ort_backend import OnnxRuntimeBackend  # noqa: E402
 
 
 def _batch(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
@@ -63,7 +67,6 @@ def test_ort_matches_float64_pytorch(tiny_depth_onnx: Path, shape: tuple[int, ..
     out = backend.run(batch)
     assert out.shape == (shape[0], 1, shape[2], shape[3]) and out.dtype == np.float32
     assert np.abs(out - oracle_output(checkpoint, Task.DEPTH, batch)).max() <= 1e-4
-    assert 0.0 <= out.min() and out.max() <= 1.0
 
 
 @pytest.mark.parametrize("task", [Task.DEPTH, Task.NORMAL])

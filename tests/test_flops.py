@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from extras import need
 
-onnx = pytest.importorskip("onnx")
+onnx = need("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from lotus_deploy.export.flops import count_flops  # noqa: E402

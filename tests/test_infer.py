@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from extras import need
 from PIL import Image
 
 from lotus_deploy.cli import infer_cmd
@@ -25,7 +26,7 @@ def test_folder_of_photos(shared_images: Path, tiny_depth_onnx: Path, tmp_path: 
         depth = np.load(out / f"{stem}.npy")
         h, w = load_image(shared_images / name).shape[:2]
         assert depth.shape == (h, w) and depth.dtype == np.float32
-        assert 0.0 <= depth.min() and depth.max() <= 1.0
+        assert np.isfinite(depth).all() and depth.std() > 0  # a real map, not a constant fill
         png16 = Image.open(out / f"{stem}_16bit.png")
         assert png16.size == (w, h) and png16.mode.startswith("I")
         color = Image.open(out / f"{stem}_color.png")
@@ -63,6 +64,8 @@ def test_torch_backend_agrees_with_onnxruntime(tiny_depth_onnx: Path, tmp_path: 
 
 
 def test_torch_backend_without_artifact(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for module in ("torch", "diffusers", "onnx", "onnxruntime"):
+        need(module)
     image = tmp_path / "in.png"
     Image.fromarray((np.random.default_rng(2).random((70, 90, 3)) * 255).astype(np.uint8)).save(image)
     assert infer_cmd.main([str(image), "--backend", "torch", "--model", "builtin:tiny", "--task", "normal", "-o", str(tmp_path / "o"), "--processing-res", "64", "--quiet"]) == 0
@@ -72,6 +75,8 @@ def test_torch_backend_without_artifact(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_normal_bilinear_is_unit_length(tmp_path: Path) -> None:
+    for module in ("torch", "diffusers", "onnx", "onnxruntime"):
+        need(module)
     from lotus_deploy.core.config import ExportConfig, Task
     from lotus_deploy.export.fused import export_onnx
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from extras import need
 
 from lotus_deploy.core.config import EngineSettings, ExportConfig, ExportSettings, OutputMeaning, PrecisionSettings
 from lotus_deploy.core.contract import pad_batch
@@ -101,7 +102,7 @@ def test_colorize_by_meaning_serves_pngs_and_videos() -> None:
 
 
 def test_onnx_runtime_sessions_come_from_one_helper(tmp_path: Path) -> None:
-    pytest.importorskip("onnxruntime")
+    need("onnxruntime")
     from lotus_deploy.core.errors import ArtifactError
     from lotus_deploy.onnxrt import make_session
 
@@ -112,7 +113,7 @@ def test_onnx_runtime_sessions_come_from_one_helper(tmp_path: Path) -> None:
 
 
 def test_save_with_external_data_is_shared(tmp_path: Path) -> None:
-    onnx = pytest.importorskip("onnx")
+    onnx = need("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
     from lotus_deploy.export.common import save_with_external_data

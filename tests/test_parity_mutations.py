@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from extras import need
 
-torch = pytest.importorskip("torch", reason="the export extra is not installed")
-pytest.importorskip("onnxruntime", reason="the ort extra is not installed")
+torch = need("torch")
+need("onnxruntime")
 
 from lotus_deploy.cli import export_cmd  # noqa: E402
 from lotus_deploy.core.config import Task  # noqa: E402

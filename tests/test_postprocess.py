@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from extras import need
 from PIL import Image
 
 from lotus_deploy.core.errors import ArtifactExistsError, ConfigError, ShapeError
@@ -159,7 +160,7 @@ def test_lut_index_rule() -> None:
 
 
 def test_lut_matches_matplotlib() -> None:
-    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib = need("matplotlib")
     cmap = matplotlib.colormaps["Spectral"]
     values = np.concatenate([np.linspace(0, 1, 4097, dtype=np.float32), np.random.default_rng(0).random(10000).astype(np.float32)])
     np.testing.assert_array_equal(po.colorize_depth(values[None]), cmap(values[None], bytes=True)[..., :3])

@@ -6,10 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from extras import need
 
-pytest.importorskip("torch")
-pytest.importorskip("diffusers")
-ort = pytest.importorskip("onnxruntime")
+need("torch")
+need("diffusers")
+ort = need("onnxruntime")
 
 from lotus_deploy.core.artifacts import open_artifact  # noqa: E402
 from lotus_deploy.core.config import ExportConfig, ExportSettings  # noqa: E402

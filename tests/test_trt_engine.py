@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from extras import need
 from trt_helpers import tensorrt_missing_reason, tiny_onnx_artifact
 
 from lotus_deploy.core.artifacts import ENGINE_FILE, MANIFEST, PARITY, open_artifact
@@ -21,6 +22,7 @@ from lotus_deploy.core.config import EngineKind, EngineSettings, ExportConfig, E
 from lotus_deploy.core.errors import ArtifactError, CompatibilityError
 
 REASON = tensorrt_missing_reason()
+need("onnxruntime")  # the engines are checked against ONNX Runtime: skip (naming the extra) without it
 pytestmark = [pytest.mark.tensorrt, pytest.mark.skipif(REASON is not None, reason=REASON or "")]
 
 
@@ -187,7 +189,7 @@ def test_refuses_engine_built_elsewhere(static_engine: Path, tmp_path: Path, key
 
 
 def test_parser_errors_name_the_node(tmp_path: Path):
-    onnx = pytest.importorskip("onnx")
+    onnx = need("onnx")
     from onnx import TensorProto, helper
 
     from lotus_deploy.core.contract import GraphShape

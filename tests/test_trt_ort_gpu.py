@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from extras import need
 from trt_helpers import tiny_onnx_artifact
 
 from lotus_deploy.core.artifacts import Artifact, open_artifact
@@ -50,7 +51,7 @@ def test_cache_dir_is_keyed_by_manifest(tmp_path: Path, monkeypatch):
 
 @pytest.mark.parametrize(("name", "provider"), [("ort-cuda", CUDA_EP), ("ort-trt", TRT_EP)])
 def test_missing_gpu_provider_is_one_line(name: str, provider: str, tmp_path_factory: pytest.TempPathFactory):
-    ort = pytest.importorskip("onnxruntime")
+    ort = need("onnxruntime")
     if provider in ort.get_available_providers():
         pytest.skip(f"{provider} is available here")
     artifact = open_artifact(tiny_onnx_artifact(tmp_path_factory))

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from extras import need
 
 from lotus_deploy.core.config import ExportSettings, OutputMeaning, Task
 from lotus_deploy.core.errors import LotusError
 
-cv2 = pytest.importorskip("cv2", reason="the video extra (opencv-python-headless) is not installed")
+cv2 = need("cv2")
 
 from lotus_deploy.stream import depth_video  # noqa: E402
 from lotus_deploy.stream.depth_video import VideoOptions, run_depth_video  # noqa: E402

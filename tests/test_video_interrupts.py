@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from extras import need
 
-cv2 = pytest.importorskip("cv2", reason="the video extra (opencv-python-headless) is not installed")
+cv2 = need("cv2")
 
 from fs_helpers import REPO  # noqa: E402
 

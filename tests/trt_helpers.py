@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from extras import need
 
 
 def tiny_onnx_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """builtin:tiny exported once per test session (dynamic fp32 depth graph, parity skipped: the export
     tests check parity). Reused across modules through a fixed folder under the session's base temp."""
-    pytest.importorskip("torch", reason="exporting the tiny ONNX artifact needs the [export] extra (torch)")
-    pytest.importorskip("onnx", reason="exporting the tiny ONNX artifact needs the [export] extra (onnx)")
+    need("torch")
+    need("onnx")
     from lotus_deploy.core.artifacts import holds_artifact
     from lotus_deploy.core.config import ExportConfig, ExportSettings
     from lotus_deploy.export.fused import export_onnx

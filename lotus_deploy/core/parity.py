@@ -13,10 +13,21 @@ from typing import Any
 import numpy as np
 
 from .config import Task
+from .contract import OUTPUT_RANGE
 from .fitting import fit_line
 
 DELTA1_THRESHOLD = 1.25
 NORMAL_GOOD_DEG = 11.25
+ERROR_QUANTILE = 0.99
+# Absolute gates for reduced-precision artifacts against their fp32 graph: mean |Δ| and the 99th
+# percentile of |Δ|, as fractions of the output range (depth 1, normals 2). The product writes absolute
+# values (16-bit PNG, .npy, the colormap over [0, 1]), so an output that is right only after a
+# scale-and-shift fit is wrong. Chosen values and their measurements: docs/precision.md.
+ABSOLUTE_GATES: dict[str, dict[str, float]] = {
+    "fp16": {"mean_abs": 2e-3, "p99_abs": 1e-2},
+    "bf16": {"mean_abs": 1e-2, "p99_abs": 5e-2},
+    "int8": {"mean_abs": 2e-2, "p99_abs": 1e-1},
+}
 
 
 @dataclass
@@ -31,15 +42,17 @@ class ParityReport:
     delta1: float | None = None
     mean_angle_deg: float | None = None
     within_11_25: float | None = None
+    p99_abs: float = float("nan")
+    output_range: float = 1.0
     tolerances: dict[str, float] = field(default_factory=dict)
     passed: bool | None = None
     failures: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "polygraphy": polygraphy_checks(self)}
 
     def summary(self) -> str:
-        parts = [f"max|Δ| {self.max_abs:.3g}", f"mean|Δ| {self.mean_abs:.3g}", f"NaN/Inf {self.nan_inf_candidate}"]
+        parts = [f"max|Δ| {self.max_abs:.3g}", f"mean|Δ| {self.mean_abs:.3g}", f"p99|Δ| {self.p99_abs:.3g}", f"NaN/Inf {self.nan_inf_candidate}"]
         if self.absrel is not None:
             parts += [f"AbsRel {self.absrel:.4g}", f"δ1 {self.delta1:.4f}"]
         if self.mean_angle_deg is not None:
@@ -100,6 +113,8 @@ def compare(candidate: np.ndarray, reference: np.ndarray, task: Task) -> ParityR
         mean_abs=float(diff.mean()) if diff.size else float("nan"),
         nan_inf_candidate=bad_c,
         nan_inf_reference=bad_r,
+        p99_abs=float(np.quantile(diff, ERROR_QUANTILE)) if diff.size else float("nan"),
+        output_range=float(OUTPUT_RANGE[task][1] - OUTPUT_RANGE[task][0]),
     )
     if task is Task.DEPTH:
         report.absrel, report.delta1 = depth_metrics(np.nan_to_num(cand), np.nan_to_num(ref))
@@ -109,12 +124,23 @@ def compare(candidate: np.ndarray, reference: np.ndarray, task: Task) -> ParityR
 
 
 def judge(report: ParityReport, max_abs: float | None = None, absrel: float | None = None,
-          delta1: float | None = None, mean_angle_deg: float | None = None) -> ParityReport:
-    """Apply the given tolerances (None = not checked); NaN/Inf in the candidate always fails."""
+          delta1: float | None = None, mean_angle_deg: float | None = None, gates: dict[str, float] | None = None) -> ParityReport:
+    """Apply the given tolerances (None = not checked); NaN/Inf in the candidate always fails.
+
+    ``gates`` are absolute gates (``ABSOLUTE_GATES[precision]``): mean and 99th-percentile |Δ| as
+    fractions of the output range; they are recorded in absolute units as well.
+    """
     failures = []
     tolerances: dict[str, float] = {}
     if report.nan_inf_candidate:
         failures.append(f"{report.nan_inf_candidate} NaN/Inf values")
+    for stat, label in (("mean_abs", "mean|Δ|"), ("p99_abs", "p99|Δ|")):
+        if gates and stat in gates:
+            limit = gates[stat] * report.output_range
+            tolerances[f"{stat}_max"] = limit
+            value = getattr(report, stat)
+            if not value <= limit:
+                failures.append(f"{label} {value:.3g} > {limit:.3g} ({gates[stat]:g} of the output range)")
     if max_abs is not None:
         tolerances["max_abs"] = max_abs
         if not report.max_abs <= max_abs:
@@ -135,3 +161,17 @@ def judge(report: ParityReport, max_abs: float | None = None, absrel: float | No
     report.failures = failures
     report.passed = not failures
     return report
+
+
+def polygraphy_checks(report: ParityReport) -> list[dict[str, Any]]:
+    """The report's absolute gates as Polygraphy comparator settings (``polygraphy run --check-error-stat ...``),
+    so Polygraphy's own statistics reproduce the verdict: ``mean`` with ``--atol`` the mean limit, ``quantile``
+    at 0.99 with ``--atol`` the p99 limit, ``--rtol 0`` for both."""
+    checks = []
+    if "mean_abs_max" in report.tolerances:
+        checks.append({"check_error_stat": "mean", "atol": report.tolerances["mean_abs_max"], "rtol": 0.0})
+    if "p99_abs_max" in report.tolerances:
+        checks.append({"check_error_stat": "quantile", "error_quantile": ERROR_QUANTILE, "atol": report.tolerances["p99_abs_max"], "rtol": 0.0})
+    if "max_abs" in report.tolerances:
+        checks.append({"check_error_stat": "max", "atol": report.tolerances["max_abs"], "rtol": 0.0})
+    return checks

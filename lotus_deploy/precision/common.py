@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import numpy as np
 from ..core.artifacts import Artifact, record_parity, sha256_file, tool_versions, write_json_atomic, write_manifest
 from ..core.config import ExportConfig, Task
 from ..core.contract import GraphShape
-from ..core.parity import ParityReport, compare, judge
+from ..core.parity import ABSOLUTE_GATES, ParityReport, compare, judge
 from ..core.progress import Steps
 from ..core.safe_io import FILE_MODE, atomic_write, ensure_folder
 from ..onnxrt import run_graph
@@ -43,9 +43,13 @@ DEFAULT_TARGETS: dict[str, dict[Task, float]] = {
 
 @dataclass(frozen=True)
 class Target:
+    """Every gate a reduced-precision graph must meet against the fp32 graph: the task metric after a
+    scale-and-shift fit (``value``) *and* the absolute gates (mean and p99 |Δ|, fractions of the range)."""
+
     task: Task
     value: float
     source: str  # "default" or "--accuracy-target"
+    gates: dict[str, float] = field(default_factory=dict)
 
     @property
     def metric(self) -> str:
@@ -53,20 +57,27 @@ class Target:
 
     def judge(self, report: ParityReport) -> ParityReport:
         if self.task is Task.DEPTH:
-            return judge(report, absrel=self.value)
-        return judge(report, mean_angle_deg=self.value)
+            return judge(report, absrel=self.value, gates=self.gates)
+        return judge(report, mean_angle_deg=self.value, gates=self.gates)
 
     def error_of(self, report: ParityReport) -> float:
+        """One number for the searches: the worst ratio of a measured error to its limit (≤ 1 meets every gate)."""
         value = report.absrel if self.task is Task.DEPTH else report.mean_angle_deg
         if report.nan_inf_candidate or value is None or not np.isfinite(value):
             return float("inf")
-        return float(value)
+        ratios = [float(value) / self.value]
+        for stat, fraction in self.gates.items():
+            measured = float(getattr(report, stat))
+            ratios.append(measured / (fraction * report.output_range) if np.isfinite(measured) else float("inf"))
+        return max(ratios)
 
     def describe(self) -> str:
-        return f"{self.metric} ≤ {self.value:g} vs the fp32 graph, no NaN/Inf ({self.source})"
+        gates = ", ".join(f"{stat.replace('_abs', '')}|Δ| ≤ {fraction:g} of the range" for stat, fraction in self.gates.items())
+        return f"{self.metric} ≤ {self.value:g}{', ' + gates if gates else ''} vs the fp32 graph, no NaN/Inf ({self.source})"
 
     def to_json(self) -> dict[str, Any]:
-        return {"metric": self.metric, "max": self.value, "source": self.source}
+        return {"metric": self.metric, "max": self.value, "source": self.source, "absolute_gates": dict(self.gates),
+                "error": "worst ratio of a measured error to its limit (≤ 1 passes)"}
 
 
 def target_for(precision: str, config: ExportConfig) -> Target:
@@ -76,8 +87,8 @@ def target_for(precision: str, config: ExportConfig) -> Target:
         if not config.precision.accuracy_target > 0:
             raise ConfigError(f"--accuracy-target {config.precision.accuracy_target} is not positive",
                               "give an AbsRel (depth, e.g. 0.02) or a mean angle in degrees (normals, e.g. 3)")
-        return Target(config.task, float(config.precision.accuracy_target), "--accuracy-target")
-    return Target(config.task, DEFAULT_TARGETS[precision][config.task], "default")
+        return Target(config.task, float(config.precision.accuracy_target), "--accuracy-target", dict(ABSOLUTE_GATES[precision]))
+    return Target(config.task, DEFAULT_TARGETS[precision][config.task], "default", dict(ABSOLUTE_GATES[precision]))
 
 
 def parent_key(parent: Artifact) -> str:

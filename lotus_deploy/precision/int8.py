@@ -44,7 +44,7 @@ import numpy as np
 from ..core.artifacts import Artifact, staged_artifact, write_json_atomic
 from ..core.config import ExportConfig
 from ..core.deps import require
-from ..core.errors import DependencyError
+from ..core.errors import DependencyError, ParityError
 from ..core.progress import Steps, bar
 from ..core.results import ExportResult
 from ..onnxrt import run_graph
@@ -268,6 +268,7 @@ def export_int8(parent: Artifact, config: ExportConfig, quiet: bool = False) -> 
             fused = common.evaluate(run_graph(staging / "model.onnx", shape, images.eval_batch), reference, target)
             steps.say(f"    for information, ONNX Runtime's fused int8 CPU kernels: {fused.summary()}")
         share = sum(macs.get(n, 0) for n in in_int8) / total_macs
+        check_int8_left(len(in_int8), share)
         blocked = []
         if share < 0.5:
             blocked = [{"group": g, "sensitivity": search["sensitivity"].get(g), "macs": sum(macs.get(n, 0) for n in groups[g])}
@@ -300,6 +301,13 @@ def export_int8(parent: Artifact, config: ExportConfig, quiet: bool = False) -> 
         }
         full = common.finish(staging, manifest, report, target, CPU_LABEL)
     return ExportResult(folder=config.artifact_dir, manifest=full, parity=report)
+
+
+def check_int8_left(int8_nodes: int, share: float) -> None:
+    """A graph that meets its gates only with every multiply-accumulate back in fp32 is no int8 artifact."""
+    if int8_nodes == 0 or share <= 0.0:
+        raise ParityError("the int8 graph meets its gates only with no int8 multiply-accumulates left (int8 share 0)",
+                          "nothing was published; use --engine onnx-fp16 for this checkpoint, or relax --accuracy-target knowingly")
 
 
 def _search(variants: Variants, groups: dict[str, list[str]], macs: dict[str, int], images: inputs.ImageSet, reference: np.ndarray,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..core.artifacts import Artifact
 from ..core.config import ExportConfig, Precision
 from ..core.deps import available
-from ..core.parity import ParityReport, compare, judge
+from ..core.parity import ABSOLUTE_GATES, ParityReport, compare, judge
 from ..core.profile import EngineProfile
 from ..core.progress import Steps
 from ..export.parity_inputs import default_image_dir, parity_batch
@@ -48,6 +48,6 @@ def engine_parity(engine: Artifact, parent: Artifact, config: ExportConfig, prof
     if config.engine.precision is Precision.FP32:
         report = judge(report, max_abs=max(config.export.atol, FP32_ENGINE_MAX_ABS))
     else:
-        report = judge(report, **REDUCED_TOLERANCES[config.engine.precision])
+        report = judge(report, **REDUCED_TOLERANCES[config.engine.precision], gates=ABSOLUTE_GATES[config.engine.precision.value])
     steps.say(f"    {report.summary()}  (tolerances {report.tolerances})")
     return report

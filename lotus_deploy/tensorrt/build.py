@@ -188,7 +188,7 @@ def build_engine(trt: ModuleType, onnx_path: Path, engine_path: Path, profile: E
 
     config: trt_t.IBuilderConfig = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_bytes)
-    config.tensorrt.optimization_level = settings.optimization_level
+    config.builder_optimization_level = settings.optimization_level
     tf32 = not (settings.fp32 and disable_tf32(trt, config))
     monitor = progress_monitor(trt, say)
     if monitor is not None:
