@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import resource
 import sys
 import time
 import traceback
@@ -22,6 +21,7 @@ import numpy as np
 
 from ..core.deps import require
 from ..core.errors import LotusError
+from .memory import PeakRssSampler
 
 
 class WorkerError(LotusError):
@@ -56,11 +56,6 @@ class _StageGraph:
         self.session = None
 
 
-def _peak_rss_mib() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024, 1)  # bytes on macOS, KiB on Linux
-
-
 def _rss_mib() -> float:
     return round(require("psutil").Process().memory_info().rss / (1 << 20), 1)
 
@@ -91,6 +86,11 @@ def _load(spec: WorkerSpec) -> Any:
     from ..runtime.base import load_backend
 
     artifact = open_artifact(spec.artifact, check_hashes=False) if spec.artifact else None
+    if ":" in spec.backend:  # "package.module:Factory": a backend outside the registry (tests, plug-ins)
+        import importlib
+
+        module_name, _, attr = spec.backend.partition(":")
+        return getattr(importlib.import_module(module_name), attr)(artifact, **spec.options)
     return load_backend(spec.backend, artifact, **spec.options)
 
 
@@ -101,6 +101,7 @@ def serve(conn: Connection, spec: WorkerSpec) -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
+    sampler = PeakRssSampler().start()  # this fresh process's own peak, from before the backend loads
     try:
         start = time.perf_counter()
         backend = _load(spec)
@@ -130,7 +131,7 @@ def serve(conn: Connection, spec: WorkerSpec) -> None:
             elif command == "output":
                 conn.send(("ok", output))
             elif command == "memory":
-                conn.send(("ok", {"peak_rss_mib": _peak_rss_mib(), "rss_mib": _rss_mib(), "gpu_peak_mib": _gpu_memory_mib(backend)}))
+                conn.send(("ok", {"peak_rss_mib": sampler.peak_mib, "rss_mib": _rss_mib(), "gpu_peak_mib": _gpu_memory_mib(backend)}))
             elif command == "close":
                 backend.close()
                 conn.send(("ok", None))
