@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from lotus_deploy.export import export_onnx
 
+    provenance = collect()  # at the start: the commit and tree state the measurements ran on
     work = args.work or Path(tempfile.mkdtemp(prefix="lotus-gates-"))
     rows = []
     try:
@@ -85,7 +86,6 @@ def main(argv: list[str] | None = None) -> int:
     calib = args.calib_dir.resolve()
     shown_calib = str(Path("..") / calib.relative_to(REPO.parent)) if calib.is_relative_to(REPO.parent) else calib.name
     command = ["python", "benchmarks/precision_gates.py", "--calib-dir", shown_calib, "--seeds", *map(str, args.seeds), "--size", str(args.size)]
-    provenance = collect()
     doc = {"command": command, "gates": ABSOLUTE_GATES, "size": args.size, "rows": rows,
            "provenance": {"git": provenance.get("git"), "cpu": provenance.get("cpu"), "libraries": provenance.get("libraries"),
                           "date": provenance.get("date")}}

@@ -39,7 +39,7 @@ from ..core.results import ExportResult
 from ..export.common import save_with_external_data
 from ..onnxrt import run_graph
 from . import common, inputs
-from .graph import load_structure, save_structure, work_folder
+from .graph import drop_unused, load_structure, save_structure, work_folder
 
 FP16_MAX = 65504.0
 DEFAULT_HEADROOM = 8.0
@@ -63,6 +63,17 @@ def keep_list(model: Any, ranges: dict[str, tuple[float, float]], headroom: floa
         if peaks and max(peaks) > limit:
             kept[node.name] = {"node": node.name, "op": node.op_type, "reason": f"output max|x| {max(peaks):.4g} > 65504/{headroom:g}",
                                "max_abs": max(peaks)}
+    # Consumers too: an fp16 node that reads such a tensor gets it through a Cast to fp16, which turns
+    # values beyond 65504 into inf (a GroupNorm whose output is small again still reads the huge input).
+    for node in model.graph.node:
+        if node.op_type == "Constant" or node.name in kept:
+            continue
+        reads = [(name, max(abs(ranges[name][0]), abs(ranges[name][1]))) for name in node.input if name in ranges]
+        big = [(name, peak) for name, peak in reads if peak > limit]
+        if big:
+            name, peak = max(big, key=lambda item: item[1])
+            kept[node.name] = {"node": node.name, "op": node.op_type, "reason": f"reads {name} max|x| {peak:.4g} > 65504/{headroom:g}",
+                               "max_abs": peak}
     for node in model.graph.node:
         if node.op_type not in PHASE_OPS:
             continue
@@ -79,6 +90,75 @@ def keep_list(model: Any, ranges: dict[str, tuple[float, float]], headroom: floa
     return sorted(kept.values(), key=lambda k: -k["max_abs"])
 
 
+def unshare_constants(model: Any, fp32_nodes: set[str]) -> int:
+    """Give every node kept in fp32 its own copy of each initializer it shares with an fp16 node.
+
+    The converter turns an initializer to fp16 when any reader is converted, so a shared constant (the
+    GroupNorm epsilon, say) would reach the fp32 node as fp16 and ONNX Runtime refuses the graph
+    ("Type parameter (T) of Optype (Add) bound to different types"). Returns the copies made.
+    """
+    import onnx
+
+    initializers = {t.name: t for t in model.graph.initializer}
+    readers: dict[str, set[bool]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            if name in initializers:
+                readers.setdefault(name, set()).add(node.name in fp32_nodes)
+    shared = {name for name, kinds in readers.items() if kinds == {True, False}}
+    copies = 0
+    for node in model.graph.node:
+        if node.name not in fp32_nodes:
+            continue
+        for index, name in enumerate(node.input):
+            if name in shared:
+                copy = onnx.TensorProto()
+                copy.CopyFrom(initializers[name])
+                copy.name = f"{name}__fp32_{copies}"
+                model.graph.initializer.append(copy)
+                node.input[index] = copy.name
+                copies += 1
+    return copies
+
+
+def bypass_round_trips(model: Any) -> int:
+    """Let fp32 nodes read fp32 tensors directly: remove Cast(fp16) → Cast(fp32) round trips.
+
+    The converter wraps each kept node on its own (Cast to fp32 in front, Cast to fp16 behind), so a
+    tensor passing from one kept node to the next still goes through fp16 — and a value beyond 65504
+    becomes inf on the way (seen on a checkpoint whose activations reach 1.3e5). Each round trip is
+    replaced by the original fp32 tensor; Casts left without readers are dropped. Returns the bypassed count.
+    """
+    import onnx
+
+    graph = model.graph
+    outputs = {o.name for o in graph.output}
+
+    def cast_to(node: Any) -> int | None:
+        if node.op_type != "Cast":
+            return None
+        return next((a.i for a in node.attribute if a.name == "to"), None)
+
+    readers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    bypassed = 0
+    for down in [n for n in graph.node if cast_to(n) == onnx.TensorProto.FLOAT16]:
+        source = down.input[0]
+        for up in readers.get(down.output[0], []):
+            if cast_to(up) != onnx.TensorProto.FLOAT or up.output[0] in outputs:
+                continue
+            for reader in readers.get(up.output[0], []):
+                for index, name in enumerate(reader.input):
+                    if name == up.output[0]:
+                        reader.input[index] = source
+            bypassed += 1
+    if bypassed:
+        drop_unused(model)
+    return bypassed
+
+
 def convert(parent: Artifact, work: Path, block: list[str]) -> tuple[Path, list[str]]:
     """fp16 graph in ``work/fp16.onnx`` (+ data), fp32 I/O, ``block`` nodes and the converter's default ops in fp32."""
     import onnx
@@ -91,10 +171,12 @@ def convert(parent: Artifact, work: Path, block: list[str]) -> tuple[Path, list[
     model = onnx.shape_inference.infer_shapes(model)
     load_external_data_for_model(model, str(work))
     op_block = list(float16.DEFAULT_OP_BLOCK_LIST)
+    unshare_constants(model, set(block) | {n.name for n in model.graph.node if n.op_type in op_block})
     converted = float16.convert_float_to_float16(model, min_positive_val=1e-7, max_finite_val=FP16_MAX, keep_io_types=True,
                                                  disable_shape_infer=True, op_block_list=op_block, node_block_list=block)
     del model
     del converted.graph.value_info[:]
+    bypass_round_trips(converted)
     blocked = set(block)
     for node in converted.graph.node:
         if node.name in original_casts and node.name not in blocked:
