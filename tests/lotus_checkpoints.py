@@ -75,3 +75,23 @@ def put_in_hf_cache(checkpoint: Path, hf_home: Path, repo_id: str) -> Path:
     (repo / "refs" / "main").write_text(commit)
     shutil.copytree(checkpoint, repo / "snapshots" / commit)
     return repo
+
+
+def tiny_with_scaled_vae_layer(folder: Path, layer: str, factor: float) -> Path:
+    """builtin:tiny copied to ``folder`` with one VAE conv (``layer``, e.g. ``decoder.conv_in``) scaled by ``factor``:
+    a checkpoint with the real structure whose activations or outputs reach places random weights do not."""
+    import shutil
+
+    import torch
+    from diffusers import AutoencoderKL
+
+    from lotus_deploy.model.checkpoint import resolve_checkpoint
+
+    shutil.copytree(resolve_checkpoint("builtin:tiny"), folder)
+    vae = AutoencoderKL.from_pretrained(folder, subfolder="vae")
+    conv = vae.get_submodule(layer)
+    with torch.no_grad():
+        conv.weight.mul_(factor)
+        conv.bias.mul_(factor)
+    vae.save_pretrained(folder / "vae")
+    return folder

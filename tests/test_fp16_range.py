@@ -3,11 +3,11 @@ outputs within every gate, and the keep list says why (issue 12, item 3)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from extras import need
+from lotus_checkpoints import tiny_with_scaled_vae_layer
 
 torch = need("torch")
 need("onnxconverter_common")
@@ -16,7 +16,6 @@ need("onnxruntime")
 from lotus_deploy.core.artifacts import open_artifact  # noqa: E402
 from lotus_deploy.core.config import EngineKind, ExportConfig, ExportSettings, PrecisionSettings  # noqa: E402
 from lotus_deploy.export import export_onnx  # noqa: E402
-from lotus_deploy.model.checkpoint import resolve_checkpoint  # noqa: E402
 from lotus_deploy.precision import export_fp16  # noqa: E402
 from lotus_deploy.precision.fp16 import FP16_MAX  # noqa: E402
 
@@ -25,16 +24,8 @@ from lotus_deploy.precision.fp16 import FP16_MAX  # noqa: E402
 def loud_fp32(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """builtin:tiny with the VAE decoder's first conv scaled 2e4x: activations reach ~1e5 (their squares
     inside GroupNorm ~1e10), while the normalizations bring the output back to the usual range."""
-    from diffusers import AutoencoderKL
-
     work = tmp_path_factory.mktemp("fp16-range")
-    folder = work / "loud"
-    shutil.copytree(resolve_checkpoint("builtin:tiny"), folder)
-    vae = AutoencoderKL.from_pretrained(folder, subfolder="vae")
-    with torch.no_grad():
-        vae.decoder.conv_in.weight.mul_(2e4)
-        vae.decoder.conv_in.bias.mul_(2e4)
-    vae.save_pretrained(folder / "vae")
+    folder = tiny_with_scaled_vae_layer(work / "loud", "decoder.conv_in", 2e4)
     out = work / "fp32"
     export_onnx(ExportConfig(model=str(folder), output=out, export=ExportSettings(parity_size=128)), quiet=True)
     return out

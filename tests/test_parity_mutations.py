@@ -4,7 +4,6 @@ independent float64 oracle, exits 2 and publishes nothing (issue 12, item 2)."""
 from __future__ import annotations
 
 import math
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from extras import need
+from lotus_checkpoints import tiny_with_scaled_vae_layer
 
 torch = need("torch")
 need("onnxruntime")
@@ -20,7 +20,7 @@ from lotus_deploy.cli import export_cmd  # noqa: E402
 from lotus_deploy.core.config import Task  # noqa: E402
 from lotus_deploy.export.oracle import oracle_output  # noqa: E402
 from lotus_deploy.model import fused  # noqa: E402
-from lotus_deploy.model.checkpoint import load_checkpoint, resolve_checkpoint  # noqa: E402
+from lotus_deploy.model.checkpoint import load_checkpoint  # noqa: E402
 
 TOLERANCE = 1e-4  # the fp32 export rule (docs/contract.md)
 
@@ -29,16 +29,7 @@ TOLERANCE = 1e-4  # the fp32 export rule (docs/contract.md)
 def saturating_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """builtin:tiny with its VAE decoder's last conv scaled 30x, so the output reaches the clamp (a "no clamp"
     slip is then visible) and every pixel carries a large signal."""
-    from diffusers import AutoencoderKL
-
-    folder = tmp_path_factory.mktemp("mutations") / "saturating-depth"
-    shutil.copytree(resolve_checkpoint("builtin:tiny"), folder)
-    vae = AutoencoderKL.from_pretrained(folder, subfolder="vae")
-    with torch.no_grad():
-        vae.decoder.conv_out.weight.mul_(30.0)
-        vae.decoder.conv_out.bias.mul_(30.0)
-    vae.save_pretrained(folder / "vae")
-    return folder
+    return tiny_with_scaled_vae_layer(tmp_path_factory.mktemp("mutations") / "saturating-depth", "decoder.conv_out", 30.0)
 
 
 def _prompt_77(checkpoint_folder: Path) -> Any:
