@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3, 4, 5], help="seeds of the unseen tiny checkpoints")
     parser.add_argument("--size", type=int, default=128, help="calibration and held-out processing size (default 128)")
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary folder, removed afterwards)")
-    parser.add_argument("--name", default="precision_gates", help="result file stem in benchmarks/results/")
+    parser.add_argument("--name", default="precision_gates", help="result file stem")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder (default: benchmarks/results)")
     args = parser.parse_args(argv)
     from lotus_deploy.export import export_onnx
 
@@ -89,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     doc = {"command": command, "gates": ABSOLUTE_GATES, "size": args.size, "rows": rows,
            "provenance": {"git": provenance.get("git"), "cpu": provenance.get("cpu"), "libraries": provenance.get("libraries"),
                           "date": provenance.get("date")}}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(RESULTS / f"{args.name}.json", doc)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(args.out / f"{args.name}.json", doc)
     lines = [f"# Absolute gates on honest exports ({args.size}px held-out images)", "", f"Command: `{' '.join(command)}`", "",
              "| model | precision | published | mean\\|Δ\\| / range | p99\\|Δ\\| / range | AbsRel | kept / returned to fp32 |", "|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         kept = r.get("kept_fp32_nodes", r.get("returned_groups"))
         lines.append(f"| {r['model']} | {r['precision']} | yes | {r['mean_abs_fraction']:.2e} | {r['p99_abs_fraction']:.2e} | "
                      f"{(r['absrel'] or 0):.2e} | {kept} |")
-    write_text_atomic(RESULTS / f"{args.name}.md", "\n".join(lines) + "\n")
+    write_text_atomic(args.out / f"{args.name}.md", "\n".join(lines) + "\n")
     return 0
 
 

@@ -55,7 +55,7 @@ def video_flicker(artifact: Path, video: Path, processing_res: int, max_frames: 
     rng = np.random.default_rng(0)
     jittered = [(d * rng.uniform(0.7, 1.3) + rng.uniform(-0.15, 0.15)).astype(np.float32) for d in raw]
     return {
-        "video": str(video.relative_to(ROOT.parent)) if video.is_relative_to(ROOT.parent) else str(video),
+        "video": _shown(str(video.resolve())),
         "frames": len(raw),
         "failed_frames": summary["failed_frames"],
         "fps_processed": summary["fps_processed"],
@@ -110,7 +110,7 @@ def _fmt(x: object) -> str:
 
 
 def markdown(data: dict[str, object]) -> str:
-    lines = ["# Temporal stability and metric fit", "", f"Command: `{data['command']}`", "",
+    lines = ["# Temporal stability and metric fit", "", f"Command: `{' '.join(data['command'])}`", "",
              f"Machine: {data['machine']}; date {data['date']}.", "",
              "Flicker = mean |d_k − d_{k−1}| over static pixels (grey-level change < 8), in units of the sequence's",
              "5–95 % depth spread. Pair scale/shift std = spread of the robust LS fit between consecutive frames.",
@@ -141,6 +141,17 @@ def markdown(data: dict[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _shown(text: str) -> str:
+    """A path argument as the repository sees it (repo-relative or ../shared/...), never absolute."""
+    path = Path(text)
+    if not path.is_absolute():
+        return text
+    for base, prefix in ((ROOT, Path(".")), (ROOT.parent, Path(".."))):
+        if path.resolve().is_relative_to(base):
+            return str(prefix / path.resolve().relative_to(base))
+    return path.name
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--artifact", type=Path, help="depth artifact (default: export builtin:tiny into benchmarks/scratch)")
@@ -149,16 +160,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-frames", type=int)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = p.parse_args(argv)
-    import datetime as dt
+    from lotus_deploy.bench.provenance import collect
+    from lotus_deploy.core.safe_io import write_json_atomic, write_text_atomic
 
-    from lotus_deploy.core.artifacts import write_json_atomic
-
+    provenance = collect()  # at the start: the commit and tree state the measurements ran on
     scratch = ROOT / "benchmarks" / "scratch" / "stability"
     scratch.mkdir(parents=True, exist_ok=True)
     data: dict[str, object] = {
-        "command": " ".join(["python benchmarks/stability.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": ["python", "benchmarks/stability.py", *(_shown(a) for a in (argv if argv is not None else sys.argv[1:]))],
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}",
-        "date": dt.date.today().isoformat(),
+        "date": provenance["date"],
+        "provenance": {"git": provenance["git"], "cpu": provenance["cpu"], "libraries": provenance["libraries"]},
     }
     if args.video.is_file():
         artifact = args.artifact
@@ -166,10 +178,9 @@ def main(argv: list[str] | None = None) -> int:
             from lotus_deploy.core.config import ExportConfig, ExportSettings
             from lotus_deploy.export.fused import export_onnx
 
-            artifact = scratch / "tiny"
-            if not (artifact / "manifest.json").is_file():
-                export_onnx(ExportConfig(model="builtin:tiny", output=artifact, force=True, export=ExportSettings(parity=False)), quiet=True)
-        data["artifact"] = "builtin:tiny (exported fp32 ONNX)" if args.artifact is None else str(args.artifact)
+            artifact = scratch / "tiny"  # exported afresh every run: never an artifact of an older export
+            export_onnx(ExportConfig(model="builtin:tiny", output=artifact, force=True, export=ExportSettings(parity=False)), quiet=True)
+        data["artifact"] = "builtin:tiny (exported fp32 ONNX)" if args.artifact is None else _shown(str(args.artifact))
         data["processing_res"] = args.processing_res
         data["video"] = video_flicker(artifact, args.video, args.processing_res, args.max_frames, scratch)
     else:
@@ -179,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     data["metric_fit"] = metric_fit()
     args.out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out / "stability.json", data)
-    (args.out / "stability.md").write_text(markdown(data))
+    write_text_atomic(args.out / "stability.md", markdown(data))
     print(markdown(data))
     return 0
 

@@ -1,0 +1,76 @@
+"""Benchmark scripts run from a clean clone (a fast builtin:tiny smoke run each) and write results that
+say how to regenerate them: a command, the commit, no absolute paths (issue 12, item 4)."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from extras import need
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+
+
+def _run_script(name: str, argv: list[str]) -> None:
+    script = REPO / "benchmarks" / name
+    old = sys.argv
+    sys.argv = [str(script), *argv]
+    try:
+        with pytest.raises(SystemExit) as done:
+            runpy.run_path(str(script), run_name="__main__")
+    finally:
+        sys.argv = old
+    assert done.value.code == 0
+
+
+def _no_absolute_path(value: Any, where: str = "") -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _no_absolute_path(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _no_absolute_path(item, f"{where}[{index}]")
+    elif isinstance(value, str):
+        assert not (value.startswith("/") or str(REPO) in value or "/tmp/" in value), f"absolute path at {where}: {value}"
+
+
+def check_result(doc: dict[str, Any]) -> None:
+    """The rules every committed result follows: a command to regenerate it, the commit, no absolute paths."""
+    assert isinstance(doc.get("command"), list) and doc["command"][0] in ("python", "lotus-bench")
+    git = doc["provenance"]["git"]
+    assert set(git) == {"commit", "tracked_changes"} and isinstance(git["tracked_changes"], bool)
+    _no_absolute_path({k: v for k, v in doc.items() if k != "provenance"})
+
+
+def test_stability_script_smoke(tmp_path: Path) -> None:
+    need("torch")
+    need("onnxruntime")
+    need("cv2")
+    _run_script("stability.py", ["--max-frames", "3", "--out", str(tmp_path)])
+    doc = json.loads((tmp_path / "stability.json").read_text())
+    check_result(doc)
+    assert doc["metric_fit"] and doc["synthetic_flicker"] and (tmp_path / "stability.md").is_file()
+
+
+def test_precision_gates_script_smoke(tmp_path: Path) -> None:
+    for module in ("torch", "onnxruntime", "onnxconverter_common"):
+        need(module)
+    images = SHARED / "images"
+    if not images.is_dir():
+        pytest.skip(f"real photos not found at {images}")
+    _run_script("precision_gates.py", ["--calib-dir", str(images), "--seeds", "--size", "64", "--out", str(tmp_path)])
+    doc = json.loads((tmp_path / "precision_gates.json").read_text())
+    check_result(doc)
+    assert doc["command"][3] == "../shared/data/images" and {r["precision"] for r in doc["rows"]} == {"fp16", "int8"}
+
+
+@pytest.mark.parametrize("name", ["precision_gates.json", "stability.json"])
+def test_committed_tiny_results_follow_the_rules(name: str) -> None:
+    doc = json.loads((REPO / "benchmarks" / "results" / name).read_text())
+    check_result(doc)
+    assert doc["provenance"]["git"]["tracked_changes"] is False
