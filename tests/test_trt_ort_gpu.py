@@ -38,15 +38,28 @@ def test_trt_provider_options():
     assert not any("fp16" in key or "int8" in key for key in options)  # precision lives in the graph
 
 
-def test_cache_dir_is_keyed_by_manifest(tmp_path: Path, monkeypatch):
-    monkeypatch.setenv("LOTUS_DEPLOY_CACHE", str(tmp_path / "cache"))
+def test_cache_dir_is_keyed_by_manifest_and_build_settings(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("LOTUS_DEPLOY_HOME", str(tmp_path / "cache"))
     folder = tmp_path / "a"
     folder.mkdir()
     (folder / "manifest.json").write_text('{"schema_version": 1}')
-    first = default_cache_dir(Artifact(folder, {}))
+    profile = derive_profile(GraphShape())
+    first = default_cache_dir(Artifact(folder, {}), profile, 4.0, 3)
+    assert first.parent == tmp_path / "cache" / "ort-trt" and first == default_cache_dir(Artifact(folder, {}), profile, 4.0, 3)
+    others = {default_cache_dir(Artifact(folder, {}), profile, 2.0, 3), default_cache_dir(Artifact(folder, {}), profile, 4.0, 5),
+              default_cache_dir(Artifact(folder, {}), derive_profile(GraphShape(), dynamic=True), 4.0, 3)}
     (folder / "manifest.json").write_text('{"schema_version": 1, "x": 1}')
-    second = default_cache_dir(Artifact(folder, {}))
-    assert first.parent == tmp_path / "cache" / "ort-trt" and first != second
+    others.add(default_cache_dir(Artifact(folder, {}), profile, 4.0, 3))
+    assert first not in others and len(others) == 4
+
+
+def test_cuda_ep_keeps_fp32_graphs_in_float32(tmp_path: Path):
+    from lotus_deploy.runtime.ort_gpu import cuda_provider_options
+
+    fp32 = Artifact(tmp_path, {"task": "depth", "precision": "fp32"})
+    fp16 = Artifact(tmp_path, {"task": "depth", "precision": "fp16"})
+    assert cuda_provider_options(fp32, 1) == {"device_id": 1, "use_tf32": 0}
+    assert cuda_provider_options(fp16) == {"device_id": 0}
 
 
 @pytest.mark.parametrize(("name", "provider"), [("ort-cuda", CUDA_EP), ("ort-trt", TRT_EP)])

@@ -163,3 +163,10 @@ def test_trtexec_dynamic_fp32_and_quoting():
     assert not any(a.startswith("--shapes=") or a.startswith("--timingCacheFile") for a in argv)
     line = format_command(argv)
     assert "'--onnx=my graphs/model.onnx'" in line
+
+
+def test_trtexec_leaves_shape_flags_out_for_a_fully_static_graph():
+    static = GraphShape(batch=1, height=256, width=256)
+    argv = trtexec_command("x.onnx", "y.engine", derive_profile(static), BuildSettings(), graph_is_static=True)
+    assert not any(a.startswith(("--shapes", "--minShapes", "--optShapes", "--maxShapes")) for a in argv)
+    assert "--shapes=image:1x3x256x256" in trtexec_command("x.onnx", "y.engine", derive_profile(static), BuildSettings())

@@ -63,7 +63,9 @@ def _body(args: argparse.Namespace) -> int:
     config = config_for(parent, args)
     if args.print_trtexec:
         profile = profile_from_config(config, parent.shape)
-        argv = trtexec_command(parent.model_path, config.artifact_dir / ENGINE_FILE, profile, settings_from_config(config))
+        fully_static = parent.shape.is_static and parent.shape.batch is not None
+        argv = trtexec_command(parent.model_path, config.artifact_dir / ENGINE_FILE, profile, settings_from_config(config),
+                               graph_is_static=fully_static)
         print(format_command(argv))
         print(f"# create {config.artifact_dir} first; trtexec writes the engine only (no manifest: lotus-deploy runs it with a warning)", file=sys.stderr)
         return 0

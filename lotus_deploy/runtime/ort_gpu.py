@@ -14,11 +14,14 @@ otherwise.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
 from ..core.artifacts import MANIFEST, Artifact, sha256_file
 from ..core.cache import cache_root
+from ..core.config import Precision
 from ..core.contract import INPUT_NAME
 from ..core.deps import require
 from ..core.errors import ConfigError, DependencyError
@@ -51,6 +54,15 @@ def _onnx_only(artifact: Artifact | None, name: str) -> Artifact:
     return artifact
 
 
+def cuda_provider_options(artifact: Artifact, device_id: int = 0) -> dict[str, Any]:
+    """CUDA EP options: TF32 off for fp32 graphs (the EP enables it by default), so "fp32" means float32 math,
+    as lotus-build's engines do. The TensorRT EP has no TF32 switch: ``ort-trt`` on fp32 graphs may use TF32."""
+    options: dict[str, Any] = {"device_id": device_id}
+    if artifact.precision is Precision.FP32:
+        options["use_tf32"] = 0
+    return options
+
+
 class OrtCudaBackend(OnnxRuntimeBackend):
     """ONNX Runtime with the CUDA execution provider."""
 
@@ -59,19 +71,21 @@ class OrtCudaBackend(OnnxRuntimeBackend):
     def __init__(self, artifact: Artifact | None, device_id: int = 0, threads: int = 0, optimization: str = "all") -> None:
         artifact = _onnx_only(artifact, self.name)
         _require_provider(CUDA_EP)
-        providers: list[Any] = [(CUDA_EP, {"device_id": device_id}), CPU]
+        providers: list[Any] = [(CUDA_EP, cuda_provider_options(artifact, device_id)), CPU]
         super().__init__(artifact, providers=providers, threads=threads, optimization=optimization)
         _check_used(self, CUDA_EP)
 
 
-def default_cache_dir(artifact: Artifact) -> Path:
-    """``$LOTUS_DEPLOY_HOME`` (default ~/.cache/lotus-deploy)/ort-trt/<folder>-<manifest hash>: one per graph."""
-    root = cache_root()
+def default_cache_dir(artifact: Artifact, profile: EngineProfile, workspace_gib: float, optimization_level: int) -> Path:
+    """``$LOTUS_DEPLOY_HOME``/ort-trt/<folder>-<key>: one per graph *and* build settings (manifest hash, profile,
+    workspace, optimization level), so an engine built with other settings is never picked up."""
     try:
-        digest = sha256_file(artifact.folder / MANIFEST)[:12]
+        manifest = sha256_file(artifact.folder / MANIFEST)
     except OSError:
-        digest = "nomanifest"
-    return root / "ort-trt" / f"{artifact.folder.name}-{digest}"
+        manifest = "nomanifest"
+    key = json.dumps({"manifest": manifest, "profile": profile.to_json(), "workspace_gib": workspace_gib,
+                      "optimization_level": optimization_level}, sort_keys=True)
+    return cache_root() / "ort-trt" / f"{artifact.folder.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
 def shapes_option(profile: EngineProfile, which: str) -> str:
@@ -109,7 +123,7 @@ class OrtTensorRTBackend(OnnxRuntimeBackend):
         artifact = _onnx_only(artifact, self.name)
         _require_provider(TRT_EP)
         self.profile = derive_profile(artifact.shape, height, width, batch, dynamic, max_height, max_width, max_batch)
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(artifact)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(artifact, self.profile, workspace_gib, optimization_level)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         options = trt_provider_options(self.profile, self.cache_dir, device_id, workspace_gib, optimization_level)
         providers: list[Any] = [(TRT_EP, options), (CUDA_EP, {"device_id": device_id}), CPU]

@@ -99,19 +99,32 @@ class TensorRTBackend:
             raise ConfigError("cuda_graph replay needs an engine with a static profile", "build one without --dynamic, or drop cuda_graph")
         self.cuda_graph = cuda_graph
 
-        self._stream = Stream(cudart)
-        n, c, h, w = self.profile.max
-        in_count = n * c * h * w
-        out_count = n * self._out_channels * h * w
-        itemsize = np.dtype(np.float32).itemsize
-        self._d_in = DeviceBuffer(cudart, in_count * itemsize)
-        self._d_out = DeviceBuffer(cudart, out_count * itemsize)
-        self._h_in = PinnedBuffer(cudart, in_count, np.float32)
-        self._h_out = PinnedBuffer(cudart, out_count, np.float32)
+        # The execution context first (it can fail for lack of GPU memory), then the stream and buffers;
+        # whatever was allocated before a failure is released, so a failed start leaks nothing (8 GB Orin).
         context: trt_t.IExecutionContext | None = self._engine.create_execution_context()
         if context is None:
             raise ArtifactError(f"TensorRT could not create an execution context for {model_path}", "free GPU memory and retry")
         self._context: trt_t.IExecutionContext = context
+        n, c, h, w = self.profile.max
+        in_count = n * c * h * w
+        out_count = n * self._out_channels * h * w
+        itemsize = np.dtype(np.float32).itemsize
+        allocated: list[Any] = []
+        try:
+            self._stream = Stream(cudart)
+            allocated.append(self._stream)
+            self._d_in = DeviceBuffer(cudart, in_count * itemsize)
+            allocated.append(self._d_in)
+            self._d_out = DeviceBuffer(cudart, out_count * itemsize)
+            allocated.append(self._d_out)
+            self._h_in = PinnedBuffer(cudart, in_count, np.float32)
+            allocated.append(self._h_in)
+            self._h_out = PinnedBuffer(cudart, out_count, np.float32)
+            allocated.append(self._h_out)
+        except BaseException:
+            for resource in reversed(allocated):
+                resource.close()
+            raise
         self._context.set_tensor_address(INPUT_NAME, self._d_in.ptr)
         self._context.set_tensor_address(self._output_name, self._d_out.ptr)
         self._current: tuple[int, ...] | None = None

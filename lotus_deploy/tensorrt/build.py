@@ -172,6 +172,7 @@ def build_engine(trt: ModuleType, onnx_path: Path, engine_path: Path, profile: E
                  say: Callable[[str], None] = print) -> dict[str, Any]:
     """Parse ``onnx_path``, build a strongly typed engine with ``profile``, write it to ``engine_path``."""
     from .compat import disable_tf32, get_logger, network_flags, parser_errors, progress_monitor
+    from .engine import dims_tuple
 
     logger: trt_t.ILogger = get_logger(trt)
     builder: trt_t.Builder = trt.Builder(logger)
@@ -194,8 +195,18 @@ def build_engine(trt: ModuleType, onnx_path: Path, engine_path: Path, profile: E
     if monitor is not None:
         config.progress_monitor = monitor
     trt_profile: trt_t.IOptimizationProfile = builder.create_optimization_profile()
-    trt_profile.set_shape(INPUT_NAME, trt.Dims(list(profile.min)), trt.Dims(list(profile.opt)), trt.Dims(list(profile.max)))
-    config.add_optimization_profile(trt_profile)
+    network_input = dims_tuple(network.get_input(0).shape)
+    try:
+        # The Python binding raises RuntimeError ("Shape provided for min is inconsistent...") where the C++
+        # setDimensions returns false (python/src/infer/pyCore.cpp, 10.3 and 11.1); it returns nothing.
+        trt_profile.set_shape(INPUT_NAME, trt.Dims(list(profile.min)), trt.Dims(list(profile.opt)), trt.Dims(list(profile.max)))
+    except RuntimeError as exc:
+        raise ArtifactError(f"TensorRT refused the profile {describe_profile(profile)} for input {INPUT_NAME!r} of shape {network_input} "
+                            f"({str(exc).strip().splitlines()[0] if str(exc).strip() else 'inconsistent shapes'})",
+                            "the profile must match the graph's static axes; drop --height/--width/--batch that contradict it") from None
+    if config.add_optimization_profile(trt_profile) < 0:  # -1: an invalid profile
+        raise ArtifactError(f"TensorRT rejected the optimization profile {describe_profile(profile)} (input {INPUT_NAME!r} of shape {network_input})",
+                            "check min <= opt <= max on every axis, or rebuild without --dynamic")
     _load_timing_cache(config, settings.timing_cache, say)
 
     serialized: trt_t.IHostMemory | None = builder.build_serialized_network(network, config)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 MIN_VERSION = (10, 3)
 INSTALL_HINT = (
-    'desktop: pip install "lotus-deploy[trt]" (TensorRT wheels + cuda-python); '
+    'desktop: pip install "lotus-deploy[trt]" (TensorRT + cuda-python<13 for a CUDA 12 driver; CUDA 13: "lotus-deploy[trt-cu13]"); '
     "Jetson: TensorRT comes with JetPack (sudo apt install python3-libnvinfer; use a venv with --system-site-packages)"
 )
 
@@ -101,9 +101,10 @@ def disable_tf32(trt_module: ModuleType, config: trt.IBuilderConfig) -> bool:
     """Keep float32 math in float32 for fp32 graphs; True when TF32 was switched off."""
     flag = getattr(getattr(trt_module, "BuilderFlag", None), "TF32", None)
     if flag is None:
-        # TensorRT 11: precision flags left the builder; TF32 use follows the graph / platform defaults.
+        # Not seen in any supported release: BuilderFlag.TF32 exists in 10.3 through 11.1 (only the
+        # precision flags FP16/INT8/FP8/BF16/INT4/FP4 left the builder in 11). Report TF32 as possibly on.
         return False
-    # TensorRT 10.x: TF32 is on by default for float32 convolutions/matmuls on Ampere+ (Orin included).
+    # TensorRT 10.x and 11.x: TF32 is on by default for float32 convolutions/matmuls on Ampere+ (Orin included).
     config.clear_flag(flag)
     return True
 

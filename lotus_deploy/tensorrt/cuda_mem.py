@@ -25,7 +25,8 @@ import numpy as np
 
 from ..core.errors import DependencyError, LotusError
 
-CUDA_HINT = 'pip install "cuda-python==12.*" (match your CUDA major: JetPack 6 has CUDA 12.6), or pip install "lotus-deploy[trt]"'
+CUDA_HINT = ('pip install "cuda-python==12.*" (match your CUDA major: JetPack 6 has CUDA 12.6; cuda-python 13 fails on a '
+             'CUDA 12 driver), or pip install "lotus-deploy[trt]" (CUDA 12) / "lotus-deploy[trt-cu13]" (CUDA 13)')
 
 
 class CudaError(LotusError):

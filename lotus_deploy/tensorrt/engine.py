@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from ..core.artifacts import ENGINE_FILE, MANIFEST, Artifact, open_artifact, read_manifest
 from ..core.config import Task
 from ..core.contract import INPUT_NAME, contract_json
@@ -87,13 +85,25 @@ def dims_tuple(dims: trt_t.Dims) -> tuple[int, ...]:
     return tuple(int(dims[i]) for i in range(len(dims)))
 
 
+# TensorRT DataType member names -> numpy-style names. ``trt.nptype()`` raises TypeError for BF16, FP8
+# and INT4 (no numpy type), so names are compared instead; an unknown name is reported as it is.
+_DTYPE_NAMES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "INT32": "int32", "INT64": "int64",
+                "UINT8": "uint8", "BOOL": "bool", "FP8": "float8", "INT4": "int4", "FP4": "float4"}
+
+
+def dtype_name(dtype: Any) -> str:
+    """A TensorRT DataType as a readable name ("float32", "bfloat16", ...), for any DataType TensorRT has."""
+    raw = str(getattr(dtype, "name", dtype)).split(".")[-1]
+    return _DTYPE_NAMES.get(raw.upper(), raw.lower())
+
+
 def engine_io(trt: Any, engine: trt_t.ICudaEngine) -> list[TensorInfo]:
     """Names, directions, dtypes and shapes of an engine's I/O tensors."""
     tensors = []
     for index in range(engine.num_io_tensors):
         name = engine.get_tensor_name(index)
         mode = engine.get_tensor_mode(name)
-        dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name))).name
+        dtype = dtype_name(engine.get_tensor_dtype(name))
         tensors.append(TensorInfo(name=name, is_input=mode == trt.TensorIOMode.INPUT, dtype=dtype, shape=dims_tuple(engine.get_tensor_shape(name))))
     return tensors
 

@@ -21,10 +21,16 @@ def _shape(dims: Dims4) -> str:
 
 
 def trtexec_command(onnx: Path | str, engine: Path | str, profile: EngineProfile, settings: BuildSettings,
-                    trtexec: str = "trtexec", skip_inference: bool = True) -> list[str]:
-    """argv for trtexec (on Jetson it lives in /usr/src/tensorrt/bin/trtexec)."""
+                    trtexec: str = "trtexec", skip_inference: bool = True, graph_is_static: bool = False) -> list[str]:
+    """argv for trtexec (on Jetson it lives in /usr/src/tensorrt/bin/trtexec).
+
+    ``graph_is_static``: the ONNX graph has no dynamic axis (exported with --batch, --height and --width);
+    trtexec 10.3 and 11.1 then refuse any shape flag ("Static model does not take explicit shapes").
+    """
     argv = [trtexec, f"--onnx={onnx}", f"--saveEngine={engine}", "--stronglyTyped"]
-    if profile.is_static:
+    if graph_is_static:
+        pass
+    elif profile.is_static:
         argv.append(f"--shapes={_shape(profile.opt)}")
     else:
         argv += [f"--minShapes={_shape(profile.min)}", f"--optShapes={_shape(profile.opt)}", f"--maxShapes={_shape(profile.max)}"]
