@@ -74,3 +74,22 @@ def test_committed_tiny_results_follow_the_rules(name: str) -> None:
     doc = json.loads((REPO / "benchmarks" / "results" / name).read_text())
     check_result(doc)
     assert doc["provenance"]["git"]["tracked_changes"] is False
+
+
+def test_run_cpu_full_script_smoke_from_a_clean_state(tmp_path: Path) -> None:
+    """The CPU tables' script, at builtin:tiny size, from nothing: every step runs (step 2 used to refuse step 1's graph)."""
+    import os
+    import subprocess
+
+    for module in ("torch", "onnxruntime", "matplotlib"):
+        need(module)
+    env = {**os.environ, "MODEL": "builtin:tiny", "SIZE": "64", "BIG_SIZE": "128", "ITERATIONS": "1",
+           "OUT": str(tmp_path / "results"), "ENGINES": str(tmp_path / "engines"), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "run_cpu_full.sh")], env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in ("cpu-full", "cpu-full-stages", "cpu-full-256-current"):
+        doc = json.loads((tmp_path / "results" / f"{name}.json").read_text())
+        assert doc["command"][0] == "lotus-bench" and "commit" in doc["provenance"]["git"]
+        assert all("error" not in row for row in doc["results"]), name
+    stages = json.loads((tmp_path / "results" / "cpu-full-stages.json").read_text())
+    assert {r.get("stage") for r in stages["results"]} >= {"encoder", "unet", "decoder"}
