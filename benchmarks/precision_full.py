@@ -23,8 +23,10 @@ import numpy as np
 
 from lotus_deploy.core.artifacts import open_artifact, tool_versions
 from lotus_deploy.core.config import EngineKind, ExportConfig, ExportSettings, PrecisionSettings
+from lotus_deploy.core.safe_io import write_json_atomic, write_text_atomic
 
-RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
 NAME = "precision_full_256"
 
 
@@ -32,17 +34,29 @@ def _load(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def export_stage(kind: str, fp32: Path, work: Path, calib: Path) -> dict:
+def shown(path: Path | str) -> str:
+    """A path as the repository sees it (repo-relative or ../shared/...), never absolute."""
+    p = Path(path)
+    if not p.is_absolute():
+        return str(p)
+    for base, prefix in ((REPO, Path(".")), (REPO.parent, Path(".."))):
+        if p.resolve().is_relative_to(base):
+            return str(prefix / p.resolve().relative_to(base))
+    return f"<scratch>/{p.name}"
+
+
+def export_stage(kind: str, fp32: Path, work: Path, calib: Path, size: int) -> dict:
     from lotus_deploy.precision import export_fp16, export_int8
 
     parent = open_artifact(fp32, check_hashes=False)
     engine = EngineKind.ONNX_FP16 if kind == "fp16" else EngineKind.ONNX_INT8
-    config = ExportConfig(model=parent.source_model or "builtin:full", engine=engine, output=work / f"full-{kind}", force=True, export=ExportSettings(parity_size=256), precision=PrecisionSettings(calib_dir=calib, calib_size=256))
+    config = ExportConfig(model=parent.source_model or "builtin:full", engine=engine, output=work / f"full-{kind}", force=True,
+                          export=ExportSettings(parity_size=size), precision=PrecisionSettings(calib_dir=calib, calib_size=size))
     start = time.perf_counter()
     result = (export_fp16 if kind == "fp16" else export_int8)(parent, config, False)
     seconds = time.perf_counter() - start
     m = result.manifest
-    out = {"artifact": str(result.folder), "export_seconds": round(seconds, 1), "parity": m["parity"],
+    out = {"artifact": shown(result.folder), "export_seconds": round(seconds, 1), "parity": m["parity"],
            "bytes": sum(f["bytes"] for f in m["files"].values())}
     if kind == "int8":
         d = m["int8"]
@@ -56,14 +70,14 @@ def export_stage(kind: str, fp32: Path, work: Path, calib: Path) -> dict:
     return out
 
 
-def latency(folder: Path, runs: int, threads: int) -> dict:
+def latency(folder: Path, runs: int, threads: int, size: int) -> dict:
     from lotus_deploy.runtime.ort_backend import OnnxRuntimeBackend
 
     artifact = open_artifact(folder, check_hashes=False)
     start = time.perf_counter()
     backend = OnnxRuntimeBackend(artifact, threads=threads)
     load = time.perf_counter() - start
-    x = np.random.default_rng(0).uniform(-1, 1, (1, 3, 256, 256)).astype(np.float32)
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 3, size, size)).astype(np.float32)
     backend.run(x)  # warm-up
     times = []
     for _ in range(runs):
@@ -75,8 +89,10 @@ def latency(folder: Path, runs: int, threads: int) -> dict:
             "session_load_s": round(load, 1)}
 
 
-def write_markdown(data: dict) -> None:
-    lines = ["# Precision stages on builtin:full at 256x256 (random weights)", "",
+def write_markdown(data: dict, out: Path, name: str, work: Path) -> None:
+    size = data.get("size", [256, 256])
+    lines = [f"# Precision stages on {data.get('model', 'builtin:full')} at {size[0]}x{size[1]} (random weights)", "",
+             f"Command: `{' '.join(data.get('command', []))}`", "",
              f"Measured {data.get('date', '')} on {data.get('machine', {}).get('cpu', '')} "
              f"({data.get('machine', {}).get('cores', '?')} cores shared with other jobs), ONNX Runtime CPU, batch 1.", ""]
     lat = data.get("latency", {})
@@ -98,7 +114,7 @@ def write_markdown(data: dict) -> None:
         lines += [f"- int8: share of multiply-accumulates in int8 **{d['int8_mac_share']:.3f}** ({d['int8_nodes']} Conv/MatMul/Gemm); "
                   f"export {d['export_seconds']} s, of which calibration {d.get('calibration_seconds')} s and sensitivity search {d.get('search_seconds')} s.",
                   f"- int8 groups returned to fp32 (sensitivity = probe error drop): {', '.join(f'{g} ({s})' for g, s in d['returned_groups']) or 'none'}"]
-        manifest = Path(d["artifact"]) / "manifest.json"
+        manifest = work / "full-int8" / "manifest.json"
         if manifest.is_file():
             info = json.loads(manifest.read_text())["int8"]
             fused = info.get("ort_fused_cpu_parity")
@@ -118,10 +134,10 @@ def write_markdown(data: dict) -> None:
     lines += [f"- note: {note}" for note in data.get("notes", [])]
     lines += ["", "Held-out images: " + str(data.get("int8", data.get("fp16", {})).get("images", {}).get("held_out", {})), "",
               "Regenerate: `python benchmarks/precision_full.py --fp32 <fp32 artifact> --calib-dir ../shared/data/images --work <scratch>`", ""]
-    (RESULTS / f"{NAME}.md").write_text("\n".join(lines))
+    write_text_atomic(out / f"{name}.md", "\n".join(lines))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--fp32", type=Path, required=True)
     p.add_argument("--calib-dir", type=Path, required=True)
@@ -129,26 +145,36 @@ def main() -> None:
     p.add_argument("--stages", default="int8,fp16,latency")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--threads", type=int, default=0)
-    args = p.parse_args()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{NAME}.json"
+    p.add_argument("--size", type=int, default=256, help="calibration, held-out and latency size (default 256)")
+    p.add_argument("--out", type=Path, default=RESULTS, help="results folder (default benchmarks/results)")
+    p.add_argument("--name", default=NAME)
+    args = p.parse_args(argv)
+    from lotus_deploy.bench.provenance import collect
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{args.name}.json"
     data = _load(path)
-    data.update(date=time.strftime("%Y-%m-%d"), machine={"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                                                         "python": platform.python_version()},
-                tools=tool_versions("onnx", "onnxruntime", "onnxconverter-common", "numpy"), model="builtin:full", size=[256, 256])
+    provenance = collect()  # at the start: the commit and tree state the measurements ran on
+    command = ["python", "benchmarks/precision_full.py", "--fp32", shown(args.fp32), "--calib-dir", shown(args.calib_dir),
+               "--work", shown(args.work), "--stages", args.stages, "--size", str(args.size)]
+    data.update(date=provenance["date"], machine={"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                                                  "python": platform.python_version()},
+                tools=tool_versions("onnx", "onnxruntime", "onnxconverter-common", "numpy"), model=open_artifact(args.fp32, check_hashes=False).source_model,
+                size=[args.size, args.size], command=command, provenance={"git": provenance["git"], "cpu": provenance["cpu"]})
     for stage in args.stages.split(","):
         if stage in ("fp16", "int8"):
-            value = export_stage(stage, args.fp32, args.work, args.calib_dir)
+            value = export_stage(stage, args.fp32, args.work, args.calib_dir, args.size)
         elif stage == "latency":
             folders = {"fp32": args.fp32, "fp16": args.work / "full-fp16", "int8": args.work / "full-int8"}
-            value = {k: latency(f, args.runs, args.threads) for k, f in folders.items() if (f / "model.onnx").is_file()}
+            value = {k: latency(f, args.runs, args.threads, args.size) for k, f in folders.items() if (f / "model.onnx").is_file()}
         else:
             raise SystemExit(f"unknown stage {stage!r}")
         data = {**_load(path), **{k: v for k, v in data.items() if k not in ("fp16", "int8", "latency")}, stage: value}  # merge: stages may run in parallel
-        path.write_text(json.dumps(data, indent=2, default=str) + "\n")
-        write_markdown(data)
+        write_json_atomic(path, data)
+        write_markdown(data, args.out, args.name, args.work)
         print(f"{stage}: done", flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

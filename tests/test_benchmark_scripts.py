@@ -93,3 +93,22 @@ def test_run_cpu_full_script_smoke_from_a_clean_state(tmp_path: Path) -> None:
         assert all("error" not in row for row in doc["results"]), name
     stages = json.loads((tmp_path / "results" / "cpu-full-stages.json").read_text())
     assert {r.get("stage") for r in stages["results"]} >= {"encoder", "unet", "decoder"}
+
+
+def test_precision_full_script_smoke(tmp_path: Path) -> None:
+    for module in ("torch", "onnxruntime", "onnxconverter_common"):
+        need(module)
+    images = SHARED / "images"
+    if not images.is_dir():
+        pytest.skip(f"real photos not found at {images}")
+    from lotus_deploy.core.config import ExportConfig, ExportSettings
+    from lotus_deploy.export import export_onnx
+
+    fp32 = tmp_path / "fp32"
+    export_onnx(ExportConfig(model="builtin:tiny", output=fp32, export=ExportSettings(parity=False)), quiet=True)
+    _run_script("precision_full.py", ["--fp32", str(fp32), "--calib-dir", str(images), "--work", str(tmp_path / "work"),
+                                      "--size", "64", "--runs", "1", "--out", str(tmp_path / "out")])
+    doc = json.loads((tmp_path / "out" / "precision_full_256.json").read_text())
+    check_result(doc)
+    assert doc["model"] == "builtin:tiny" and set(doc["latency"]) == {"fp32", "fp16", "int8"} and doc["int8"]["int8_mac_share"] > 0
+    assert (tmp_path / "out" / "precision_full_256.md").is_file()
