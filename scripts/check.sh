@@ -35,3 +35,6 @@ bash scripts/typecheck.sh
 
 echo "== C++ (cpp_demo: build, self-test, comparison with the Python pre/post-processing)"
 bash cpp_demo/run_tests.sh
+
+echo "== C++ TensorRT demo compiled against TensorRT 10.3.0 and 11.1 headers (and a probe that must fail on 11.1)"
+bash cpp_demo/compile_check.sh

@@ -35,6 +35,9 @@ python -m pip install -q -e ".[export,ort,bench,dev,video,precision]" -c constra
 # TensorRT type stubs (10.x) for scripts/typecheck.sh. --no-deps: with its dependencies it would pull
 # TensorRT's native libraries, which cannot load on a machine without TensorRT (docs/tensorrt.md).
 python -m pip install -q --no-deps tensorrt-stubs==10.13.0.35.1
+# CUDA's runtime headers (no libraries are used) for cpp_demo/compile_check.sh: the TensorRT demo is
+# compiled against TensorRT 10.3 and 11.1 headers even where no CUDA toolkit is installed.
+python -m pip install -q --no-deps "nvidia-cuda-runtime-cu12==12.*" "nvidia-cuda-nvcc-cu12==12.*"
 # A second environment with only the [dev] extra: scripts/check.sh runs the suite there too, to prove
 # every test that needs an optional extra skips (naming it) instead of erroring. numpy, Pillow, tqdm only.
 dev_venv="${LOTUS_DEV_VENV:-${venv}-dev}"
