@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from extras import need
+from extras import need_all
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -23,8 +23,7 @@ def shared_images() -> Path:
 @pytest.fixture(scope="session")
 def tiny_depth_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """builtin:tiny exported once per session as a dynamic fp32 depth graph (parity checked)."""
-    for module in ("torch", "diffusers", "onnx", "onnxslim", "onnxruntime"):
-        need(module)
+    need_all("torch", "diffusers", "onnx", "onnxslim", "onnxruntime")
     from lotus_deploy.core.config import ExportConfig
     from lotus_deploy.export.fused import export_onnx
 

@@ -27,3 +27,9 @@ def need(module: str) -> ModuleType:
         if os.environ.get("LOTUS_REQUIRE_EXTRAS") == "1":
             pytest.fail(f"LOTUS_REQUIRE_EXTRAS=1 but {module} is missing: {reason}", pytrace=False)
         raise
+
+
+def need_all(*modules: str) -> None:
+    """``need`` for several modules at once (the first missing one decides the skip)."""
+    for module in modules:
+        need(module)

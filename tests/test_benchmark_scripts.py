@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from extras import need
+from extras import need, need_all
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -58,8 +58,7 @@ def test_stability_script_smoke(tmp_path: Path) -> None:
 
 
 def test_precision_gates_script_smoke(tmp_path: Path) -> None:
-    for module in ("torch", "onnxruntime", "onnxconverter_common"):
-        need(module)
+    need_all("torch", "onnxruntime", "onnxconverter_common")
     images = SHARED / "images"
     if not images.is_dir():
         pytest.skip(f"real photos not found at {images}")
@@ -81,8 +80,7 @@ def test_run_cpu_full_script_smoke_from_a_clean_state(tmp_path: Path) -> None:
     import os
     import subprocess
 
-    for module in ("torch", "onnxruntime", "matplotlib"):
-        need(module)
+    need_all("torch", "onnxruntime", "matplotlib")
     env = {**os.environ, "MODEL": "builtin:tiny", "SIZE": "64", "BIG_SIZE": "128", "ITERATIONS": "1",
            "OUT": str(tmp_path / "results"), "ENGINES": str(tmp_path / "engines"), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     done = subprocess.run(["bash", str(REPO / "benchmarks" / "run_cpu_full.sh")], env=env, capture_output=True, text=True, timeout=900)
@@ -96,8 +94,7 @@ def test_run_cpu_full_script_smoke_from_a_clean_state(tmp_path: Path) -> None:
 
 
 def test_precision_full_script_smoke(tmp_path: Path) -> None:
-    for module in ("torch", "onnxruntime", "onnxconverter_common"):
-        need(module)
+    need_all("torch", "onnxruntime", "onnxconverter_common")
     images = SHARED / "images"
     if not images.is_dir():
         pytest.skip(f"real photos not found at {images}")

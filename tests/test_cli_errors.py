@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from extras import need
+from extras import need_all
 from lotus_checkpoints import make_unseen_checkpoint, put_in_hf_cache
 
 from lotus_deploy.cli import export_cmd, infer_cmd
@@ -59,8 +59,7 @@ def test_missing_input_and_missing_artifact(tmp_path: Path, tiny_depth_onnx: Pat
 
 
 def test_folder_that_is_not_a_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    for module in ("torch", "diffusers", "onnx", "onnxruntime"):
-        need(module)
+    need_all("torch", "diffusers", "onnx", "onnxruntime")
     folder = tmp_path / "random-folder"
     folder.mkdir()
     (folder / "readme.txt").write_text("hello")
@@ -70,8 +69,7 @@ def test_folder_that_is_not_a_checkpoint(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_lotus_g_or_plain_sd_unet_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    for module in ("torch", "diffusers", "onnx", "onnxruntime"):
-        need(module)
+    need_all("torch", "diffusers", "onnx", "onnxruntime")
     folder = make_unseen_checkpoint(tmp_path / "ckpt")
     config = json.loads((folder / "unet" / "config.json").read_text())
     config["class_embed_type"] = None
@@ -116,8 +114,7 @@ def test_static_graph_and_unknown_backend(artifact_copy: Path, capsys: pytest.Ca
 
 
 def test_bad_flags_are_explained(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    for module in ("torch", "diffusers", "onnx", "onnxruntime"):
-        need(module)
+    need_all("torch", "diffusers", "onnx", "onnxruntime")
     assert export_cmd.main(["--model", "builtin:tiny", "--height", "100", "--width", "128", "--output", str(tmp_path / "o")]) == 2
     _one_line_error(capsys, "multiple of 64")
     assert export_cmd.main(["--model", "builtin:nope", "--output", str(tmp_path / "o")]) == 2
@@ -131,8 +128,7 @@ def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
 
 
 def test_hub_id_exports_offline_from_the_cache(tmp_path: Path) -> None:
-    for module in ("torch", "diffusers", "onnx", "onnxruntime"):
-        need(module)
+    need_all("torch", "diffusers", "onnx", "onnxruntime")
     checkpoint = make_unseen_checkpoint(tmp_path / "ckpt")
     hf_home = tmp_path / "hf"
     put_in_hf_cache(checkpoint, hf_home, "lotus-tests/tiny-lotus-depth")
@@ -145,8 +141,7 @@ def test_hub_id_exports_offline_from_the_cache(tmp_path: Path) -> None:
 
 
 def test_hub_id_without_cache_or_network_names_the_builtins(tmp_path: Path) -> None:
-    for module in ("torch", "diffusers", "onnx", "onnxruntime"):
-        need(module)
+    need_all("torch", "diffusers", "onnx", "onnxruntime")
     env = {**os.environ, "HF_HOME": str(tmp_path / "empty-hf"), "HF_HUB_OFFLINE": "1"}
     done = _cli(["--model", "jingheya/lotus-depth-d-v1-0", "--output", str(tmp_path / "o"), "--quiet"], env)
     assert done.returncode == 2

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from extras import need
+from extras import need_all
 
-for _module in ("torch", "diffusers", "onnx", "onnxslim", "onnxruntime"):
-    need(_module)
+need_all("torch", "diffusers", "onnx", "onnxslim", "onnxruntime")
 from lotus_checkpoints import independent_reference, make_unseen_checkpoint  # noqa: E402
 
 from lotus_deploy.core.artifacts import ONNX_DATA, ONNX_FILE, open_artifact  # noqa: E402

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from extras import need
+from extras import need_all
 from PIL import Image
 
 from lotus_deploy.cli import infer_cmd
@@ -64,8 +64,7 @@ def test_torch_backend_agrees_with_onnxruntime(tiny_depth_onnx: Path, tmp_path: 
 
 
 def test_torch_backend_without_artifact(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    for module in ("torch", "diffusers", "onnx", "onnxruntime"):
-        need(module)
+    need_all("torch", "diffusers", "onnx", "onnxruntime")
     image = tmp_path / "in.png"
     Image.fromarray((np.random.default_rng(2).random((70, 90, 3)) * 255).astype(np.uint8)).save(image)
     assert infer_cmd.main([str(image), "--backend", "torch", "--model", "builtin:tiny", "--task", "normal", "-o", str(tmp_path / "o"), "--processing-res", "64", "--quiet"]) == 0
@@ -75,8 +74,7 @@ def test_torch_backend_without_artifact(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_normal_bilinear_is_unit_length(tmp_path: Path) -> None:
-    for module in ("torch", "diffusers", "onnx", "onnxruntime"):
-        need(module)
+    need_all("torch", "diffusers", "onnx", "onnxruntime")
     from lotus_deploy.core.config import ExportConfig, Task
     from lotus_deploy.export.fused import export_onnx
 

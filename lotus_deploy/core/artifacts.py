@@ -64,7 +64,6 @@ def foreign_entries(folder: Path) -> list[str]:
     Only the topmost foreign entry of a foreign subtree is listed.
     """
     folder = Path(folder)
-    present = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
     ours: set[str] = set()
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
@@ -73,10 +72,15 @@ def foreign_entries(folder: Path) -> list[str]:
     if manifest is not None and manifest_problem(manifest, SCHEMA_VERSION) is None:
         ours = artifact_entries(folder, manifest)
     foreign: list[str] = []
-    for name in present:
-        if name not in ours and not any(name.startswith(f"{top}/") for top in foreign):
-            foreign.append(name)
-    return foreign
+    pending = [folder]
+    while pending:  # descend only into our own folders (split/): a foreign tree, e.g. --output ~, is never walked
+        for path in pending.pop().iterdir():
+            name = path.relative_to(folder).as_posix()
+            if name not in ours:
+                foreign.append(name)
+            elif path.is_dir():
+                pending.append(path)
+    return sorted(foreign)
 
 
 def holds_artifact(folder: Path) -> bool:
