@@ -19,6 +19,15 @@ run_pytest() {  # $1: the python to run; pytest's "no tests collected" (exit 5) 
 echo "== pytest (every extra installed; a missing optional dependency fails instead of skipping)"
 LOTUS_REQUIRE_EXTRAS=1 run_pytest python
 
+echo "== TensorRT backend control flow on the CPU (recording double): 100 % branch coverage of runtime/trt_backend.py"
+coverage_data="$(mktemp -d)"
+trap 'rm -rf "$coverage_data"' EXIT
+COVERAGE_FILE="$coverage_data/.coverage" LOTUS_REQUIRE_EXTRAS=1 python -m pytest -q -p no:cacheprovider \
+  tests/test_trt_control_flow.py tests/test_architecture.py::test_open_engine_old_path_warns_once \
+  --cov=lotus_deploy --cov-branch --cov-report=
+COVERAGE_FILE="$coverage_data/.coverage" python -m coverage report --include='lotus_deploy/runtime/trt_backend.py' \
+  --show-missing --fail-under=100
+
 dev_venv="${LOTUS_DEV_VENV:-.venv-dev}"
 echo "== pytest in $dev_venv (only the [dev] extra: every optional test skips, naming its extra)"
 if [ ! -x "$dev_venv/bin/python" ]; then

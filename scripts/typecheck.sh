@@ -40,4 +40,5 @@ for path in scratch.rglob("*.pyi"):
     ast.parse(path.read_text(), filename=str(path))  # fail here, clearly, if a new stub version has other slips
 PY
 
-MYPYPATH=.typecheck/stubs exec python -m mypy --python-version 3.10 --config-file pyproject.toml lotus_deploy
+# tests/trt_double.py: the recording double must satisfy the same seam (lotus_deploy/tensorrt/seam.py) as TensorRT.
+MYPYPATH=.typecheck/stubs:tests exec python -m mypy --python-version 3.10 --config-file pyproject.toml lotus_deploy tests/trt_double.py

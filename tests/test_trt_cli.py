@@ -192,3 +192,28 @@ def test_export_trt_without_tensorrt(engine: str, tmp_path: Path, monkeypatch, c
     assert not out.exists()
     assert not (tmp_path / "engines").exists()  # no parent ONNX was built either
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no staging folder left behind
+
+
+@needs_no_tensorrt
+@pytest.mark.parametrize("command", ["video", "infer"])
+def test_bare_engine_file_reaches_the_engine_opener_for_videos_too(tmp_path: Path, capsys, command: str):
+    """lotus-video and lotus-infer VIDEO open a bare engine (no manifest) as lotus-infer does for images:
+    here that means asking for TensorRT, not refusing the file for lacking a manifest."""
+    from extras import need
+
+    need("cv2")
+    import numpy as np
+
+    from lotus_deploy.cli import infer_cmd, video_cmd
+    from lotus_deploy.stream.video import VideoWriter
+
+    clip = tmp_path / "clip.mp4"
+    with VideoWriter(clip, fps=5) as writer:
+        for index in range(2):
+            writer.write(np.full((32, 48, 3), 60 * index, np.uint8))
+    bare = tmp_path / "from-trtexec.plan"
+    bare.write_bytes(b"not opened here: TensorRT is asked for first")
+    main = video_cmd.main if command == "video" else infer_cmd.main
+    assert main([str(clip), "-a", str(bare), "--backend", "tensorrt", "-o", str(tmp_path / "out"), "--quiet"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "TensorRT is not usable here" in line and MANIFEST not in line

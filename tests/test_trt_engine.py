@@ -125,6 +125,8 @@ def test_static_engine_pads_small_batches(static_engine: Path, tiny_onnx: Path):
 
 
 def test_cuda_graph_replay_matches_plain_run(static_engine: Path):
+    """Replays of one backend are bit-identical to each other; across two contexts (separately chosen
+    tactics may differ in accumulation order) the graph agrees with a plain run within a tolerance."""
     from lotus_deploy.runtime.trt_backend import TensorRTBackend
 
     batch = _inputs(2, 128, 192, seed=7)
@@ -134,9 +136,10 @@ def test_cuda_graph_replay_matches_plain_run(static_engine: Path):
         runs = [graphed.run(batch) for _ in range(4)]  # run 1 warms up, run 2 captures, runs 3-4 replay
         assert graphed._graph is not None and graphed._graph.ready
         other = graphed.run(_inputs(2, 128, 192, seed=8))
+    np.testing.assert_array_equal(runs[2], runs[3])  # two replays of one captured graph
     for got in runs:
-        np.testing.assert_array_equal(got, expected)
-    assert not np.array_equal(other, expected)  # replay reads the new input
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+    assert np.abs(other - expected).max() > 1e-3  # replay reads the new input
 
 
 def test_registry_and_estimator(static_engine: Path):
@@ -210,3 +213,35 @@ def test_parser_errors_name_the_node(tmp_path: Path):
     assert "the_bad_node" in str(info.value) and "\n" not in str(info.value)
     assert any("the_bad_node" in line for line in lines)
     assert not (tmp_path / "x.engine").exists()
+
+
+@pytest.mark.parametrize("source", ["video", "camera"])
+def test_bare_engine_serves_video_and_camera_like_images(static_engine: Path, tmp_path: Path, source: str):
+    """A bare engine (from trtexec, no manifest) runs lotus-video as an engine artifact does."""
+    need("cv2")
+    import cv2
+    import numpy as np
+
+    from lotus_deploy.cli import video_cmd
+    from lotus_deploy.stream.video import VideoWriter
+
+    bare = tmp_path / "from-trtexec.plan"
+    shutil.copy(static_engine / ENGINE_FILE, bare)
+    if source == "video":
+        clip = tmp_path / "clip.mp4"
+        with VideoWriter(clip, fps=5) as writer:
+            for index in range(3):
+                writer.write(np.full((128, 192, 3), 50 * index, np.uint8))
+        target = [str(clip)]
+    else:
+        capture = cv2.VideoCapture(0)
+        opened = capture.isOpened()
+        capture.release()
+        if not opened:
+            pytest.skip("no camera 0 on this machine")
+        target = ["--camera", "0"]
+    out = tmp_path / "out"
+    code = video_cmd.main([*target, "-a", str(bare), "--backend", "tensorrt", "-o", str(out), "--max-frames", "3", "--quiet"])
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames_processed"] == 3 and summary["failed_frames"] == 0

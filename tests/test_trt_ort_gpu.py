@@ -80,3 +80,15 @@ def test_gpu_backends_need_an_onnx_artifact(tmp_path: Path):
             load_backend(name, None)
         with pytest.raises(ConfigError, match="is a tensorrt artifact"):
             load_backend(name, Artifact(tmp_path, {"kind": "tensorrt", "task": "depth"}))
+
+
+def test_ort_gpu_extra_requires_the_release_with_strongly_typed_tensorrt_networks():
+    """onnxruntime-gpu < 1.18 builds weakly typed TensorRT networks: an fp16 graph could run in other precisions."""
+    import re
+
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    (requirement,) = pyproject["project"]["optional-dependencies"]["ort-gpu"]
+    floor = re.fullmatch(r"onnxruntime-gpu>=(\d+)\.(\d+)(?:\.\d+)?", requirement)
+    assert floor is not None, requirement
+    assert (int(floor.group(1)), int(floor.group(2))) >= (1, 18)

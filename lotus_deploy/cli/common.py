@@ -12,6 +12,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..core.artifacts import Artifact, open_artifact
 from ..core.errors import LotusError
 
 E = TypeVar("E", bound=enum.Enum)
@@ -169,3 +170,13 @@ def checkpoint_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.artifact is None:
         raise ConfigError("no --artifact given", "pass --artifact ENGINE_DIR (from lotus-export), or --backend torch --model ID")
     return {}
+
+
+def open_for_backend(path: Path, backend: str) -> Artifact:
+    """An artifact folder; for the TensorRT backend also a bare engine file (e.g. from trtexec) — for
+    images, videos and cameras alike."""
+    if backend == "tensorrt":
+        from ..tensorrt.engine import open_engine
+
+        return open_engine(path)
+    return open_artifact(path)

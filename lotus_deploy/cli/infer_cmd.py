@@ -8,14 +8,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..core.artifacts import Artifact, open_artifact
 from ..core.errors import ConfigError
 from ..core.progress import tqdm_counter
 from ..image.input_plan import plan_inputs
 from ..image.preprocess import set_max_image_pixels
 from ..runtime.batch import SUMMARY_NAME, OnExisting
 from ..stream.video import is_video_path
-from .common import EXIT_INTERRUPTED, EXIT_USER_ERROR, add_runtime_arguments, checkpoint_options, run_main, warn_unused
+from .common import EXIT_INTERRUPTED, EXIT_USER_ERROR, add_runtime_arguments, checkpoint_options, open_for_backend, run_main, warn_unused
 from .video_cmd import IMAGE_ONLY_FLAGS, add_video_arguments, run_video
 
 
@@ -34,15 +33,6 @@ def build_parser() -> argparse.ArgumentParser:
 def expand_inputs(inputs: Sequence[Path]) -> list[Path]:
     """Files as given, folders expanded to their images (recursive, hidden files skipped); a missing path is an error."""
     return [item.path for item in plan_inputs(inputs).inputs]
-
-
-def open_for_backend(path: Path, backend: str) -> Artifact:
-    """An artifact folder; for the TensorRT backend also a bare engine file (e.g. from trtexec)."""
-    if backend == "tensorrt":
-        from ..tensorrt.engine import open_engine
-
-        return open_engine(path)
-    return open_artifact(path)
 
 
 VIDEO_ONLY_FLAGS = ("max_frames", "align", "window", "no_frames", "fourcc")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..core.deps import require_all
 from ..core.errors import ConfigError
-from .common import EXIT_INTERRUPTED, add_runtime_arguments, checkpoint_options, run_main, warn_unused
+from .common import EXIT_INTERRUPTED, add_runtime_arguments, checkpoint_options, open_for_backend, run_main, warn_unused
 
 
 def add_video_arguments(p: argparse.ArgumentParser) -> None:
@@ -51,7 +51,8 @@ def run_video(args: argparse.Namespace) -> int:
     source: Path | int = args.camera if args.camera is not None else inputs[0]
     options = VideoOptions(max_frames=args.max_frames, batch_size=args.batch_size, align=args.align, window=args.window,
                            save_frames=not args.no_frames, fourcc=args.fourcc, force=args.force, quiet=args.quiet)
-    estimator = DepthEstimator(args.artifact, backend=args.backend, processing_res=args.processing_res,
+    artifact = None if args.artifact is None else open_for_backend(args.artifact, args.backend)  # a bare engine too
+    estimator = DepthEstimator(artifact, backend=args.backend, processing_res=args.processing_res,
                                resample=args.resample, batch_size=args.batch_size, **backend_options)
     with estimator:
         summary = run_depth_video(estimator, source, args.output, options)

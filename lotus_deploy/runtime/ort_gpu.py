@@ -3,7 +3,9 @@
 * ``ort-cuda``: CUDA execution provider.
 * ``ort-trt``: TensorRT execution provider, with its engine cache and timing cache on disk so the
   (slow) engine build happens once per graph, profile, TensorRT version and GPU. Precision lives in
-  the graph, so the EP's own ``trt_fp16_enable``/``trt_int8_enable`` are never set. The profile is the
+  the graph, so the EP's own ``trt_fp16_enable``/``trt_int8_enable`` are never set: with both off,
+  onnxruntime-gpu >= 1.18 builds a strongly typed TensorRT network (PR #19695), so an fp16/int8 graph
+  runs in the precision it states (the ``ort-gpu`` extra's floor). The profile is the
   one :mod:`lotus_deploy.core.profile` derives (dynamic by default here: 64..768, opt 512), so new image
   sizes inside it never trigger a rebuild.
 

@@ -8,6 +8,10 @@ graphs come from cuda-python (see :mod:`lotus_deploy.tensorrt.cuda_mem` for why 
   every run copies in, runs ``execute_async_v3`` on one stream, copies out and synchronizes.
 * Batches larger than the profile's max batch run in chunks; smaller than a static batch are padded.
 * ``cuda_graph=True`` (static engines only) captures the enqueue once and replays it afterwards.
+
+TensorRT and CUDA are reached only through :class:`lotus_deploy.tensorrt.seam.Platform`; the real one
+(:func:`lotus_deploy.tensorrt.native.load_platform`) is the default and the only one any command uses. The
+tests pass a recording double there to run this control flow on a CPU.
 """
 
 from __future__ import annotations
@@ -27,16 +31,14 @@ from ..tensorrt.engine import (
     EngineManifestWarning,
     bare_manifest,
     check_engine_compatibility,
-    deserialize,
     dims_tuple,
-    engine_io,
     engine_profile,
     lists_engine,
     task_from_io,
 )
 
 if TYPE_CHECKING:
-    import tensorrt as trt_t
+    from ..tensorrt.seam import CudaStream, DeviceMemory, ExecutionContext, HostMemory, Platform, StreamGraph
 
 _MOVED = {"open_engine": "lotus_deploy.tensorrt.engine"}
 _warned: set[str] = set()
@@ -60,14 +62,13 @@ class TensorRTBackend:
     name = "tensorrt"
 
     def __init__(self, artifact: Artifact | None, engine: str | Path | None = None, cuda_graph: bool = False, device: int = 0,
-                 check_hashes: bool = True) -> None:
-        from ..tensorrt.compat import load_tensorrt
-        from ..tensorrt.cuda_mem import DeviceBuffer, PinnedBuffer, Stream, check, device_info, load_cudart
-
+                 check_hashes: bool = True, *, platform: Platform | None = None) -> None:
         self._closed = True
-        trt = load_tensorrt()
-        cudart = load_cudart()
-        self._trt, self._cudart = trt, cudart
+        if platform is None:
+            from ..tensorrt.native import load_platform
+
+            platform = load_platform()
+        self._cuda = platform.cuda
         if artifact is None:
             if engine is None:
                 raise ConfigError("the tensorrt backend needs an engine", "pass an engine artifact folder, or engine=PATH for a bare engine file")
@@ -78,19 +79,18 @@ class TensorRTBackend:
             raise ConfigError(f"{artifact.folder} is an {artifact.kind} artifact, not a TensorRT engine",
                               f"use --backend onnxruntime for it, or build an engine from it: lotus-build {artifact.folder}")
         model_path = artifact.model_path if artifact is not None else Path(str(engine))
-        check(cudart, cudart.cudaSetDevice(device), "cudaSetDevice")
-        self.device = device_info(cudart, device)
+        self.device = self._cuda.select_device(device)
         manifest = None if artifact is None or isinstance(artifact, BareEngine) else artifact.manifest
-        note = check_engine_compatibility(manifest, str(trt.__version__), self.device.compute_capability, str(model_path))
+        note = check_engine_compatibility(manifest, platform.tensorrt.version, self.device.compute_capability, str(model_path))
         if note:
             warnings.warn(note, EngineManifestWarning, stacklevel=2)
 
-        self._runtime, self._engine = deserialize(trt, model_path)
-        self.io = engine_io(trt, self._engine)
+        self._loaded = platform.tensorrt.load_engine(model_path)
+        self.io = self._loaded.io
         self.task: Task = task_from_io(self.io, str(model_path))
         if artifact is not None and not isinstance(artifact, BareEngine) and artifact.task is not self.task:
             raise ArtifactError(f"{model_path} outputs {self.task.value} but its manifest says {artifact.task.value}", "rebuild the engine")
-        self.profile = engine_profile(self._engine)
+        self.profile = engine_profile(self._loaded.engine)
         self.shape: GraphShape = self.profile.graph_shape()
         self.artifact = artifact if artifact is not None else BareEngine(model_path.parent, bare_manifest(self.task, self.profile), model_path)
         self._output_name = self.task.value
@@ -101,25 +101,25 @@ class TensorRTBackend:
 
         # The execution context first (it can fail for lack of GPU memory), then the stream and buffers;
         # whatever was allocated before a failure is released, so a failed start leaks nothing (8 GB Orin).
-        context: trt_t.IExecutionContext | None = self._engine.create_execution_context()
+        context = self._loaded.engine.create_execution_context()
         if context is None:
             raise ArtifactError(f"TensorRT could not create an execution context for {model_path}", "free GPU memory and retry")
-        self._context: trt_t.IExecutionContext = context
+        self._context: ExecutionContext = context
         n, c, h, w = self.profile.max
         in_count = n * c * h * w
         out_count = n * self._out_channels * h * w
         itemsize = np.dtype(np.float32).itemsize
-        allocated: list[Any] = []
+        allocated: list[CudaStream | DeviceMemory | HostMemory] = []
         try:
-            self._stream = Stream(cudart)
+            self._stream = self._cuda.stream()
             allocated.append(self._stream)
-            self._d_in = DeviceBuffer(cudart, in_count * itemsize)
+            self._d_in = self._cuda.device_buffer(in_count * itemsize)
             allocated.append(self._d_in)
-            self._d_out = DeviceBuffer(cudart, out_count * itemsize)
+            self._d_out = self._cuda.device_buffer(out_count * itemsize)
             allocated.append(self._d_out)
-            self._h_in = PinnedBuffer(cudart, in_count, np.float32)
+            self._h_in = self._cuda.pinned_buffer(in_count)
             allocated.append(self._h_in)
-            self._h_out = PinnedBuffer(cudart, out_count, np.float32)
+            self._h_out = self._cuda.pinned_buffer(out_count)
             allocated.append(self._h_out)
         except BaseException:
             for resource in reversed(allocated):
@@ -129,7 +129,7 @@ class TensorRTBackend:
         self._context.set_tensor_address(self._output_name, self._d_out.ptr)
         self._current: tuple[int, ...] | None = None
         self._out_shape: tuple[int, ...] = ()
-        self._graph: Any = None
+        self._graph: StreamGraph | None = None
         self._closed = False
 
     @property
@@ -152,18 +152,17 @@ class TensorRTBackend:
         return out
 
     def _run_chunk(self, x: np.ndarray) -> np.ndarray:
-        from ..tensorrt.cuda_mem import copy_dtoh_async, copy_htod_async
-
         shape = tuple(int(v) for v in x.shape)
         fresh = shape != self._current
         if fresh:
-            if not self._context.set_input_shape(INPUT_NAME, self._trt.Dims(list(shape))):
+            # a tuple stands in for trt.Dims: the bindings register std::vector<int64_t> -> Dims as implicit
+            if not self._context.set_input_shape(INPUT_NAME, shape):
                 raise ArtifactError(f"TensorRT rejected input shape {shape} (profile {self.profile.to_json()})", "pass a shape inside the profile")
             self._out_shape = dims_tuple(self._context.get_tensor_shape(self._output_name))
             self._current = shape
         np.copyto(self._h_in.view(shape), x)
-        copy_htod_async(self._cudart, self._d_in.ptr, self._h_in, x.nbytes, self._stream)
-        if self.cuda_graph and self._graph is not None and self._graph.ready:
+        self._cuda.copy_to_device(self._d_in.ptr, self._h_in, x.nbytes, self._stream)
+        if self._graph is not None and self._graph.ready:
             self._graph.launch()
         else:
             self._enqueue()
@@ -171,7 +170,7 @@ class TensorRTBackend:
                 # second run at this (static) shape: TensorRT's shape-dependent setup is done, capture now.
                 self._capture()
         out_bytes = int(np.prod(self._out_shape)) * 4
-        copy_dtoh_async(self._cudart, self._h_out, self._d_out.ptr, out_bytes, self._stream)
+        self._cuda.copy_to_host(self._h_out, self._d_out.ptr, out_bytes, self._stream)
         self._stream.synchronize()
         return self._h_out.view(self._out_shape).copy()
 
@@ -180,16 +179,18 @@ class TensorRTBackend:
             raise ArtifactError("TensorRT execute_async_v3 failed (its log above says why)", "check GPU memory; rebuild the engine if it persists")
 
     def _capture(self) -> None:
-        from ..tensorrt.cuda_mem import CudaGraph
-
-        graph = CudaGraph(self._cudart, self._stream)
+        graph = self._cuda.graph(self._stream)
         graph.capture_begin()
         try:
             self._enqueue()
         except BaseException:
             graph.capture_abort()
             raise
-        graph.capture_end()
+        try:
+            graph.capture_end()
+        except BaseException:
+            graph.close()  # captured but not instantiated: free the captured graph, replay stays off
+            raise
         self._graph = graph
 
     def close(self) -> None:
@@ -202,7 +203,7 @@ class TensorRTBackend:
             if self._graph is not None:
                 self._graph.close()
                 self._graph = None
-            del self._context, self._engine, self._runtime
+            del self._context, self._loaded
             for buffer in (self._d_in, self._d_out, self._h_in, self._h_out):
                 buffer.close()
             self._stream.close()

@@ -17,13 +17,18 @@ Every call returns ``(cudaError_t, *values)``; :func:`check` turns a failure int
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..core.errors import DependencyError, LotusError
+from .seam import DeviceInfo
+
+if TYPE_CHECKING:
+    from .seam import CudaStream, HostMemory
+
+__all__ = ["CudaError", "CudaGraph", "CudaRuntime", "DeviceBuffer", "DeviceInfo", "PinnedBuffer", "Stream", "device_info", "load_cudart"]
 
 CUDA_HINT = ('pip install "cuda-python==12.*" (match your CUDA major: JetPack 6 has CUDA 12.6; cuda-python 13 fails on a '
              'CUDA 12 driver), or pip install "lotus-deploy[trt]" (CUDA 12) / "lotus-deploy[trt-cu13]" (CUDA 13)')
@@ -60,13 +65,6 @@ def check(cudart: Any, result: Any, call: str) -> Any:
     if not values:
         return None
     return values[0] if len(values) == 1 else values
-
-
-@dataclass(frozen=True)
-class DeviceInfo:
-    index: int
-    name: str
-    compute_capability: str  # "8.7" for Orin
 
 
 def device_info(cudart: Any, device: int = 0) -> DeviceInfo:
@@ -148,12 +146,12 @@ class PinnedBuffer:
             self.ptr = 0
 
 
-def copy_htod_async(cudart: Any, device_ptr: int, host: PinnedBuffer, nbytes: int, stream: Stream) -> None:
+def copy_htod_async(cudart: Any, device_ptr: int, host: HostMemory, nbytes: int, stream: CudaStream) -> None:
     kind = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
     check(cudart, cudart.cudaMemcpyAsync(device_ptr, host.ptr, nbytes, kind, stream.raw), "cudaMemcpyAsync(HtoD)")
 
 
-def copy_dtoh_async(cudart: Any, host: PinnedBuffer, device_ptr: int, nbytes: int, stream: Stream) -> None:
+def copy_dtoh_async(cudart: Any, host: HostMemory, device_ptr: int, nbytes: int, stream: CudaStream) -> None:
     kind = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
     check(cudart, cudart.cudaMemcpyAsync(host.ptr, device_ptr, nbytes, kind, stream.raw), "cudaMemcpyAsync(DtoH)")
 
@@ -161,7 +159,7 @@ def copy_dtoh_async(cudart: Any, host: PinnedBuffer, device_ptr: int, nbytes: in
 class CudaGraph:
     """Work enqueued on a stream between :meth:`capture_begin` and :meth:`capture_end`, replayable."""
 
-    def __init__(self, cudart: Any, stream: Stream) -> None:
+    def __init__(self, cudart: Any, stream: CudaStream) -> None:
         self._cudart = cudart
         self._stream = stream
         self._graph: Any = None
@@ -196,3 +194,32 @@ class CudaGraph:
         if self._graph is not None:
             check(self._cudart, self._cudart.cudaGraphDestroy(self._graph), "cudaGraphDestroy")
             self._graph = None
+
+
+class CudaRuntime:
+    """cuda-python's runtime API behind the backend's :class:`~lotus_deploy.tensorrt.seam.CudaApi` seam."""
+
+    def __init__(self, cudart: Any) -> None:
+        self._cudart = cudart
+
+    def select_device(self, index: int) -> DeviceInfo:
+        check(self._cudart, self._cudart.cudaSetDevice(index), "cudaSetDevice")
+        return device_info(self._cudart, index)
+
+    def stream(self) -> Stream:
+        return Stream(self._cudart)
+
+    def device_buffer(self, nbytes: int) -> DeviceBuffer:
+        return DeviceBuffer(self._cudart, nbytes)
+
+    def pinned_buffer(self, count: int) -> PinnedBuffer:
+        return PinnedBuffer(self._cudart, count, np.float32)
+
+    def copy_to_device(self, device_ptr: int, host: HostMemory, nbytes: int, stream: CudaStream) -> None:
+        copy_htod_async(self._cudart, device_ptr, host, nbytes, stream)
+
+    def copy_to_host(self, host: HostMemory, device_ptr: int, nbytes: int, stream: CudaStream) -> None:
+        copy_dtoh_async(self._cudart, host, device_ptr, nbytes, stream)
+
+    def graph(self, stream: CudaStream) -> CudaGraph:
+        return CudaGraph(self._cudart, stream)

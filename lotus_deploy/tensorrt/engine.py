@@ -23,6 +23,10 @@ from ..core.contract import INPUT_NAME, contract_json
 from ..core.errors import ArtifactError, CompatibilityError
 from ..core.profile import EngineProfile
 from .compat import version_tuple
+from .seam import CudaEngine, Shape, TensorInfo
+
+__all__ = ["BareEngine", "EngineManifestWarning", "TensorInfo", "bare_manifest", "check_engine_compatibility", "deserialize",
+           "dims_tuple", "dtype_name", "engine_io", "engine_profile", "lists_engine", "open_engine", "task_from_io"]
 
 if TYPE_CHECKING:
     # Type stubs only (tensorrt-stubs): annotating TensorRT objects with them lets mypy check each call.
@@ -72,15 +76,7 @@ def check_engine_compatibility(manifest: dict[str, Any] | None, running_version:
     return None
 
 
-@dataclass(frozen=True)
-class TensorInfo:
-    name: str
-    is_input: bool
-    dtype: str
-    shape: tuple[int, ...]  # -1 where dynamic
-
-
-def dims_tuple(dims: trt_t.Dims) -> tuple[int, ...]:
+def dims_tuple(dims: Shape) -> tuple[int, ...]:
     """A TensorRT Dims as a tuple of ints (-1 marks a dynamic axis)."""
     return tuple(int(dims[i]) for i in range(len(dims)))
 
@@ -108,7 +104,7 @@ def engine_io(trt: Any, engine: trt_t.ICudaEngine) -> list[TensorInfo]:
     return tensors
 
 
-def engine_profile(engine: trt_t.ICudaEngine) -> EngineProfile:
+def engine_profile(engine: CudaEngine) -> EngineProfile:
     """Profile 0 of input ``image`` as min/opt/max."""
     low, opt, high = (dims_tuple(dims) for dims in engine.get_tensor_profile_shape(INPUT_NAME, 0))
     return EngineProfile.from_json({"min": low, "opt": opt, "max": high})
