@@ -8,12 +8,16 @@ existing one is reused when its manifest shows the same source and settings.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
+from pathlib import Path
 
 from .core.artifacts import Artifact, check_artifact_output, holds_artifact, open_artifact
-from .core.config import EngineKind, ExportConfig, Precision
+from .core.config import EngineKind, ExportConfig, ExportSettings, Precision
 from .core.deps import require_all
-from .core.errors import ConfigError
+from .core.errors import ConfigError, OutputPathError
+from .core.polygraphy_files import ParityFiles
+from .core.profile import EngineProfile
 from .core.results import ExportResult
 from .core.safe_io import publish_lock
 from .export.fused import export_onnx
@@ -91,9 +95,9 @@ def required_modules(config: ExportConfig) -> list[str]:
     while fp32.engine is not EngineKind.ONNX:
         fp32 = parent_config(fp32)
     if fp32 is config or not holds_artifact(fp32.artifact_dir):
-        needed += [*EXPORT_MODULES, *(["onnxruntime"] if config.export.parity else [])]
+        needed += [*EXPORT_MODULES, *(["onnxruntime", "polygraphy"] if config.export.parity else [])]
     if config.engine.precision is not Precision.FP32:
-        needed += ["onnx", "onnxruntime"] + (["onnxconverter_common"] if config.engine.precision is Precision.FP16 else [])
+        needed += ["onnx", "onnxruntime", "polygraphy"] + (["onnxconverter_common"] if config.engine.precision is Precision.FP16 else [])
     return needed
 
 
@@ -118,3 +122,52 @@ def run_export(config: ExportConfig, quiet: bool = False) -> ExportResult:
             validate_inputs(config)  # --calib-dir / --eval-dir readable? (before building any parent)
         parent = ensure_artifact(parent_config(config), quiet=quiet, rebuild_mismatched=config.force)
         return run_stage(parent, config, quiet)
+
+
+def write_parity_files(artifact: Artifact, out: Path, image_dir: Path | None = None) -> ParityFiles:
+    """Recompute an artifact's parity inputs and reference outputs, as its export did, into the new folder
+    ``out`` (never into the artifact: one written before the files existed stays as it is).
+
+    Reference: the float64 oracle of the source checkpoint for an fp32 graph; the parent fp32 graph in
+    ONNX Runtime (CPU) for fp16/int8 graphs and for engines (at the engine profile's opt shape).
+    """
+    from .core.polygraphy_files import save_parity_files
+    from .core.safe_io import make_temp_folder, normalize_permissions
+    from .export.parity_inputs import default_image_dir, parity_batch
+
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise OutputPathError(f"{out} already exists and is not an empty folder", "pass a new folder to --polygraphy-out (nothing is overwritten)")
+    m = artifact.manifest
+    image_dir = image_dir or default_image_dir()
+    size = ExportSettings().parity_size
+    if artifact.kind == "tensorrt" or artifact.precision is not Precision.FP32:
+        require_all(["onnxruntime", "polygraphy"], "recomputing the parity reference")
+        from .onnxrt import run_graph
+
+        parent = open_artifact(Path(str((m.get("parent") or {}).get("folder", ""))))
+        if artifact.kind == "tensorrt":
+            shape = EngineProfile.from_json(m["tensorrt"]["profile"]).opt_shape()
+            assert shape.height is not None and shape.width is not None and shape.batch is not None
+            batch, _ = parity_batch(shape, count=shape.batch, processing_res=max(shape.height, shape.width), image_dir=image_dir)
+        else:
+            batch, _ = parity_batch(artifact.shape, count=2, processing_res=size, image_dir=image_dir)
+        reference, label = run_graph(parent.model_path, parent.shape, batch), "parent-onnx-graph-onnxruntime-cpu"
+    else:
+        require_all([*EXPORT_MODULES, "polygraphy"], "recomputing the float64 reference")
+        from .export.oracle import oracle_output
+        from .model.checkpoint import load_checkpoint
+
+        batch, _ = parity_batch(artifact.shape, count=2, processing_res=size, image_dir=image_dir)
+        reference, label = oracle_output(load_checkpoint(artifact.source_model), artifact.task, batch), "float64-oracle"
+    staging = make_temp_folder(out.parent if str(out.parent) else Path("."), f".{out.name}.")
+    try:
+        save_parity_files(staging, batch, reference, artifact.task.value, label)
+        normalize_permissions(staging)
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return ParityFiles.under(out)

@@ -346,3 +346,27 @@ def test_precision_imports_nothing_heavy_at_top_level():
             "heavy = [m for m in ('onnx', 'onnxruntime', 'onnxconverter_common', 'torch', 'modelopt') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("which", ["fp16", "int8"])
+def test_reduced_precision_gates_rerun_with_polygraphy(which, fp16_result, int8_result, tmp_path, capsys):
+    """The fp16/int8 artifact's absolute gates, as printed by lotus-inspect --polygraphy (one line per gate:
+    mean, then the 0.99 quantile), pass in Polygraphy itself against the saved fp32 reference."""
+    need("polygraphy")
+    import shlex
+
+    from polygraphy_helpers import run_line
+
+    from lotus_deploy.cli import inspect_cmd
+
+    result = fp16_result if which == "fp16" else int8_result
+    assert inspect_cmd.main(["--polygraphy", str(result.folder)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    gates = lines[:-1]
+    stats = [shlex.split(line)[shlex.split(line).index("--check-error-stat") + 1] for line in gates]
+    assert stats == ["mean", "quantile"]
+    tolerances = result.manifest["parity"]["tolerances"]
+    assert f"--atol {tolerances['mean_abs_max']!r}" in gates[0] and f"--atol {tolerances['p99_abs_max']!r}" in gates[1]
+    for line in gates:
+        outcome = run_line(line, cwd=tmp_path)
+        assert outcome.returncode == 0, outcome.stdout[-2000:]

@@ -4,6 +4,9 @@ Works for ONNX artifacts and engine artifacts, and for bare files: a ``.onnx`` g
 with no manifest (I/O read from the file itself; nothing to verify). I/O is read from the model file
 when the library for it is importable (``onnx`` for graphs, TensorRT + a GPU for engines), else taken
 from the manifest's contract. Exit code 2 when a file is missing or its hash differs from the manifest.
+
+``--polygraphy`` prints, instead, the ``polygraphy run`` lines that re-check the artifact's parity with
+its own tolerances (docs/export.md, "Re-checking parity with Polygraphy").
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..core.artifacts import MANIFEST, PARITY, Artifact, listed_files, read_manifest, verify_files
-from ..core.errors import ArtifactError, LotusError
+from ..core.artifacts import MANIFEST, ONNX_FILE, PARITY, Artifact, listed_files, open_artifact, read_manifest, verify_files
+from ..core.config import Precision
+from ..core.errors import ArtifactError, ConfigError, LotusError
 from .common import run_main
 
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
@@ -26,6 +30,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("artifact", type=Path, metavar="ARTIFACT", help="artifact folder, a file in it, or a bare .onnx / engine file")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.add_argument("--no-verify", dest="verify", action="store_false", help="skip re-hashing the files (sizes are still checked)")
+    g = p.add_argument_group("Polygraphy (NVIDIA's comparison tool)")
+    g.add_argument("--polygraphy", action="store_true",
+                   help="print only `polygraphy run` command lines that re-check the artifact's parity with its own tolerances "
+                        "(one per gate, then a layer-wise comparison); drop --trt where TensorRT is absent")
+    g.add_argument("--polygraphy-out", type=Path, metavar="DIR",
+                   help="with --polygraphy: recompute the parity inputs and reference into the new folder DIR and point the "
+                        "commands there (for artifacts written before the files existed; the artifact is never written)")
+    g.add_argument("--parity-images", type=Path, metavar="DIR",
+                   help="with --polygraphy-out: photos for the parity batch (default $LOTUS_DEPLOY_PARITY_IMAGES, else synthetic)")
     return p
 
 
@@ -188,7 +201,40 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def polygraphy_lines(path: Path, out: Path | None, image_dir: Path | None, hashes: bool) -> list[str]:
+    """The ``polygraphy run`` lines for an artifact (see :mod:`lotus_deploy.core.polygraphy_files`)."""
+    from ..core.polygraphy_files import ParityFiles, checks_from_parity, polygraphy_commands
+
+    folder = path if path.is_dir() else path.parent
+    if not (folder / MANIFEST).is_file():
+        raise ArtifactError(f"{path} has no {MANIFEST}: there is no parity record to re-check",
+                            "point at an artifact folder written by lotus-export or lotus-build")
+    artifact = open_artifact(folder, check_hashes=hashes)
+    checks = checks_from_parity(artifact.manifest.get("parity"))
+    if not checks:
+        raise ArtifactError(f"{folder} has no parity record (exported with --no-parity?), so its tolerances are unknown",
+                            "re-export it with parity (lotus-export --force ...)")
+    files = ParityFiles.under(folder)
+    if out is not None:
+        from ..pipeline import write_parity_files
+
+        files = write_parity_files(artifact, out, image_dir)
+    elif not files.exist():
+        raise ArtifactError(f"{folder} has no Polygraphy parity files ({files.inputs.name}, {files.reference.name}): it was written "
+                            "before lotus-deploy saved them", f"re-export it with --force, or write them elsewhere: lotus-inspect --polygraphy {folder} --polygraphy-out DIR")
+    engine = artifact.kind == "tensorrt"
+    parent = Path(str((artifact.manifest.get("parent") or {}).get("folder", ""))) / ONNX_FILE if engine else None
+    return polygraphy_commands(artifact.model_path, files, checks, engine=engine, layerwise_onnx=parent if parent and parent.is_file() else None,
+                               onnxrt_basic=artifact.precision is Precision.INT8)
+
+
 def _body(args: argparse.Namespace) -> int:
+    if args.polygraphy:
+        for line in polygraphy_lines(args.artifact, args.polygraphy_out, args.parity_images, args.verify):
+            print(line)
+        return 0
+    if args.polygraphy_out is not None or args.parity_images is not None:
+        raise ConfigError("--polygraphy-out and --parity-images only apply with --polygraphy", "add --polygraphy")
     report = inspect(args.artifact, hashes=args.verify)
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False, default=str))

@@ -18,6 +18,7 @@ _EXTRAS: dict[str, tuple[str, str]] = {
     "transformers": ("export", "transformers"),
     "onnx": ("export", "onnx"),
     "onnxslim": ("export", "onnxslim (graph cleaner)"),
+    "polygraphy": ("export", "Polygraphy (NVIDIA's comparison tool: parity inputs and references are saved in its format)"),
     "onnxruntime": ("ort", "onnxruntime (or onnxruntime-gpu via the ort-gpu extra)"),
     "onnxconverter_common": ("precision", "onnxconverter-common"),
     "tensorrt": ("trt-cu12", "TensorRT Python bindings (on Jetson they come with JetPack; CUDA 13 desktops: the trt-cu13 extra)"),

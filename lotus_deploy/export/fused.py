@@ -17,6 +17,7 @@ from ..core.config import EngineKind, ExportConfig
 from ..core.contract import INPUT_NAME, GraphShape, contract_json, dynamic_axes, output_name
 from ..core.errors import ConfigError
 from ..core.parity import ParityReport, compare, judge
+from ..core.polygraphy_files import save_parity_files
 from ..core.progress import Steps
 from ..core.results import ExportResult
 from ..onnxrt import run_graph
@@ -156,5 +157,6 @@ def _parity(checkpoint: Any, artifact: Artifact, config: ExportConfig, shape: Gr
     candidate = run_graph(artifact.model_path, shape, batch)
     reference = oracle_output(checkpoint, config.task, batch)
     report = judge(compare(candidate, reference, config.task), max_abs=config.export.atol)
+    save_parity_files(artifact.folder, batch, reference, config.task.value, "float64-oracle")  # for polygraphy run --load-outputs
     steps.say(f"    {report.summary()}  (tolerance max|Δ| ≤ {config.export.atol:g} vs the float64 oracle)")
     return report

@@ -24,6 +24,7 @@ from ..core.artifacts import Artifact, record_parity, sha256_file, tool_versions
 from ..core.config import ExportConfig, Task
 from ..core.contract import GraphShape
 from ..core.parity import ABSOLUTE_GATES, ParityReport, compare, judge
+from ..core.polygraphy_files import save_parity_files
 from ..core.progress import Steps
 from ..core.safe_io import FILE_MODE, atomic_write, ensure_folder
 from ..onnxrt import run_graph
@@ -194,8 +195,11 @@ def base_manifest(parent: Artifact, config: ExportConfig, precision: str) -> dic
     }
 
 
-def finish(staging: Path, manifest: dict[str, Any], report: ParityReport, target: Target, label: str) -> dict[str, Any]:
-    """Write parity.json and the manifest; raise ParityError when the target is missed."""
+def finish(staging: Path, manifest: dict[str, Any], report: ParityReport, target: Target, label: str, batch: np.ndarray,
+           reference: np.ndarray) -> dict[str, Any]:
+    """Write parity.json, the Polygraphy parity files (the held-out batch and the fp32 graph's outputs on
+    it) and the manifest; raise ParityError when the target is missed."""
+    save_parity_files(staging, batch, reference, target.task.value, "fp32-onnx-graph-onnxruntime-cpu")
     parity = {**report.to_json(), "reference": "fp32 ONNX graph, ONNX Runtime CPU", "label": label, "target": target.to_json()}
     record_parity(staging, manifest, parity, bool(report.passed), f"{manifest['precision']} graph misses its accuracy target: {report.summary()}",
                   f"nothing was published; target was {target.describe()}; relax it knowingly with --accuracy-target")

@@ -238,7 +238,7 @@ def export_fp16(parent: Artifact, config: ExportConfig, quiet: bool = False) -> 
                 "parity_label": CPU_LABEL,
                 "target": target.to_json(),
             }
-            full = common.finish(staging, manifest, report, target, CPU_LABEL)
+            full = common.finish(staging, manifest, report, target, CPU_LABEL, images.eval_batch, reference)
     return ExportResult(folder=config.artifact_dir, manifest=full, parity=report)
 
 

@@ -299,7 +299,7 @@ def export_int8(parent: Artifact, config: ExportConfig, quiet: bool = False) -> 
             "target": target.to_json(),
             "seconds": round(time.perf_counter() - started, 1),
         }
-        full = common.finish(staging, manifest, report, target, CPU_LABEL)
+        full = common.finish(staging, manifest, report, target, CPU_LABEL, images.eval_batch, reference)
     return ExportResult(folder=config.artifact_dir, manifest=full, parity=report)
 
 

@@ -11,6 +11,7 @@ from ..core.artifacts import Artifact
 from ..core.config import ExportConfig, Precision
 from ..core.deps import available
 from ..core.parity import ABSOLUTE_GATES, ParityReport, compare, judge
+from ..core.polygraphy_files import save_parity_files
 from ..core.profile import EngineProfile
 from ..core.progress import Steps
 from ..export.parity_inputs import default_image_dir, parity_batch
@@ -44,6 +45,11 @@ def engine_parity(engine: Artifact, parent: Artifact, config: ExportConfig, prof
     finally:
         trt_backend.close()
     reference = run_graph(parent.model_path, parent.shape, batch)
+    if available("polygraphy"):
+        save_parity_files(engine.folder, batch, reference, config.task.value, "parent-onnx-graph-onnxruntime-cpu")
+    else:
+        steps.say("    polygraphy is not installed: the parity inputs/reference for `polygraphy run` are not saved "
+                  "(pip install polygraphy, or lotus-inspect --polygraphy-out later)")
     report = compare(candidate, reference, config.task)
     if config.engine.precision is Precision.FP32:
         report = judge(report, max_abs=max(config.export.atol, FP32_ENGINE_MAX_ABS))
