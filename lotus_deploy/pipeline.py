@@ -12,10 +12,11 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from .core.artifacts import Artifact, check_artifact_output, holds_artifact, open_artifact
+from .core.artifacts import ONNX_DATA, Artifact, check_artifact_output, holds_artifact, open_artifact
 from .core.config import EngineKind, ExportConfig, ExportSettings, Precision
 from .core.deps import require_all
 from .core.errors import ConfigError, OutputPathError
+from .core.memory import check_memory, gib
 from .core.polygraphy_files import ParityFiles
 from .core.profile import EngineProfile
 from .core.results import ExportResult
@@ -101,17 +102,64 @@ def required_modules(config: ExportConfig) -> list[str]:
     return needed
 
 
+# Peak resident memory of each ONNX stage as a multiple of the fp32 weight bytes: the largest ratio
+# measured on builtin:full at 256x256 by benchmarks/export_memory.py (benchmarks/results/export_memory.json),
+# plus a margin for other image sizes and library versions. lotus-export refuses up front when
+# MemAvailable is below factor x weights (--skip-memory-check overrides).
+MEMORY_FACTORS: dict[EngineKind, float] = {EngineKind.ONNX: 2.2, EngineKind.ONNX_FP16: 2.2, EngineKind.ONNX_INT8: 2.2}
+
+
+def stages_to_run(config: ExportConfig) -> list[ExportConfig]:
+    """The ONNX stages ``config`` will run, parents first (an existing matching parent is not re-run)."""
+    chain = [config]
+    while chain[-1].engine is not EngineKind.ONNX:
+        chain.append(parent_config(chain[-1]))
+    chain.reverse()
+    todo = [c for c in chain[:-1] if not holds_artifact(c.artifact_dir)] + [config]
+    return [c for c in todo if not c.engine.is_tensorrt]
+
+
+def fp32_weight_bytes(config: ExportConfig) -> int | None:
+    """The fp32 weights the export handles: the fp32 parent's external data if it exists, else the
+    checkpoint's UNet + VAE tensors counted from their safetensors headers (at 4 bytes each)."""
+    fp32 = config
+    while fp32.engine is not EngineKind.ONNX:
+        fp32 = parent_config(fp32)
+    data = fp32.artifact_dir / ONNX_DATA
+    if holds_artifact(fp32.artifact_dir) and data.is_file():
+        return data.stat().st_size
+    from .model.checkpoint import checkpoint_weight_bytes, resolve_checkpoint
+
+    return checkpoint_weight_bytes(resolve_checkpoint(config.model))
+
+
+def check_export_memory(config: ExportConfig) -> tuple[int | None, int | None]:
+    """(weight bytes, estimated need): refuse in one line when MemAvailable is below the need."""
+    stages = stages_to_run(config)
+    if not stages:
+        return None, None
+    weights = fp32_weight_bytes(config)
+    if not weights:
+        return weights, None
+    need = int(max(MEMORY_FACTORS.get(stage.engine, 0.0) for stage in stages) * weights)
+    if config.export.memory_check:
+        check_memory(need, f"--engine {config.engine.value} of {config.model} ({gib(weights)} of fp32 weights)")
+    return weights, need
+
+
 def run_export(config: ExportConfig, quiet: bool = False) -> ExportResult:
     """Produce the artifact ``config.engine`` names, building missing parents first.
 
     The output folder is checked and locked before anything is loaded or built, so a refused
-    ``--output`` costs nothing and a concurrent export to the same folder fails at once.
+    ``--output`` costs nothing and a concurrent export to the same folder fails at once. So is the
+    memory: an export that cannot fit in ``MemAvailable`` is refused before it starts.
     """
     if config.engine.is_tensorrt:
         from .tensorrt.build import preflight
 
         preflight(config)  # TensorRT, CUDA and the profile settings usable? (the first thing a trt-* export needs)
     require_all(required_modules(config), f"--engine {config.engine.value}")
+    check_export_memory(config)
     with publish_lock(config.artifact_dir):
         check_artifact_output(config.artifact_dir, config.force)
         if config.engine is EngineKind.ONNX:

@@ -109,3 +109,22 @@ def test_precision_full_script_smoke(tmp_path: Path) -> None:
     check_result(doc)
     assert doc["model"] == "builtin:tiny" and set(doc["latency"]) == {"fp32", "fp16", "int8"} and doc["int8"]["int8_mac_share"] > 0
     assert (tmp_path / "out" / "precision_full_256.md").is_file()
+
+
+def test_export_memory_script_smoke(tmp_path: Path) -> None:
+    """builtin:tiny through every engine: one process per engine, each step's peak, the weights beside it."""
+    need_all("torch", "onnxruntime", "onnxconverter_common", "polygraphy")
+    images = SHARED / "images"
+    if not images.is_dir():
+        pytest.skip(f"real photos not found at {images}")
+    _run_script("export_memory.py", ["--model", "builtin:tiny", "--size", "64", "--calib-dir", str(images),
+                                     "--scratch", str(tmp_path / "scratch"), "--out", str(tmp_path / "out")])
+    doc = json.loads((tmp_path / "out" / "export_memory.json").read_text())
+    check_result(doc)
+    assert [s["engine"] for s in doc["stages"]] == ["onnx", "onnx-fp16", "onnx-int8"]
+    for stage in doc["stages"]:
+        steps = [s["stage"] for s in stage["steps"]]
+        assert stage["peak_gib"] >= max(s["peak_gib"] or 0 for s in stage["steps"]) > 0 and stage["fp32_weights_gib"] > 0
+        assert any("parity" in name for name in steps), steps
+    assert any(s["stage"].startswith("tracing") for s in doc["stages"][0]["steps"])
+    assert doc["checks"]["fp16_wall_over_fp32"] > 0 and (tmp_path / "out" / "export_memory.md").is_file()

@@ -38,7 +38,7 @@ def test_manifest_describes_the_graph(tiny_depth_onnx: Path) -> None:
     assert m["task"] == "depth" and m["output_meaning"] == "depth" and m["opset"] == 17
     assert m["contract"]["inputs"][0]["name"] == "image" and m["contract"]["outputs"][0]["name"] == "depth"
     assert m["shape"] == {"batch": None, "height": None, "width": None}
-    assert set(m["files"]) == {ONNX_FILE, ONNX_DATA}
+    assert set(m["files"]) == {ONNX_FILE, ONNX_DATA, "polygraphy_inputs.json", "polygraphy_reference.json"}
     assert m["source"]["model"] == "builtin:tiny" and len(m["source"]["weights_sha256"]) == 64
     assert m["source"]["prompt_tokens"] == 2
     assert m["export"]["nodes"]["after"] < m["export"]["nodes"]["before"]
@@ -127,16 +127,44 @@ def test_graph_shape_contract() -> None:
         GraphShape().check_input((1, 3, 64, 100))
 
 
-def test_graphs_over_two_gigabytes_are_still_cleaned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The >2 GB path (shape inference on the file, onnxslim without its own) on a tiny graph."""
-    import lotus_deploy.export.common as export_module
+def test_cleaning_sees_only_the_structure_and_still_folds_every_constant_expression(tiny_depth_onnx: Path) -> None:
+    """The weights are lifted out while onnxslim runs and streamed back when saving: the saved graph has
+    every weight in its external data (page-aligned), no leftover weight inputs, and no node left whose
+    inputs are all constants (the time-embedding projections of t=999 were folded with their weights)."""
+    import onnx
 
-    monkeypatch.setattr(export_module, "_PROTOBUF_LIMIT", 0)
-    result = export_onnx(ExportConfig(model="builtin:tiny", output=tmp_path / "big-path", export=ExportSettings(parity_size=128)), quiet=True)
-    nodes = result.manifest["export"]["nodes"]
-    assert "no_shape_infer" in result.manifest["export"]["cleaner"]
-    assert nodes["after"] < 0.6 * nodes["before"]
-    assert result.parity is not None and result.parity.passed
+    from lotus_deploy.export.common import constant_inputs
+
+    model = onnx.load(str(tiny_depth_onnx / ONNX_FILE), load_external_data=False)
+    assert [i.name for i in model.graph.input] == ["image"]
+    external = [t for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    assert external and all(len(t.raw_data) < 1024 for t in model.graph.initializer)
+    offsets = [int({e.key: e.value for e in t.external_data}["offset"]) for t in external]
+    assert all(offset % 4096 == 0 for offset in offsets)
+    assert not constant_inputs(model), "a constant expression was left unfolded"
+    assert (tiny_depth_onnx / ONNX_DATA).stat().st_size >= sum(int({e.key: e.value for e in t.external_data}["length"]) for t in external)
+
+
+def test_lifting_keeps_only_the_weights_of_constant_expressions(tmp_path: Path) -> None:
+    import onnx
+    import torch
+
+    from lotus_deploy.export.common import constant_inputs, lift_weights, trace
+    from lotus_deploy.model.checkpoint import load_checkpoint
+    from lotus_deploy.model.fused import build_module
+
+    module = build_module(load_checkpoint("builtin:tiny"), Task.DEPTH)
+
+    raw = tmp_path / "raw.onnx"
+    trace(module, torch.zeros(1, 3, 64, 64), raw, 17, "image", "depth", None, "two-level", numerics_owner=module)
+    model = onnx.load(str(raw), load_external_data=False)
+    needed = constant_inputs(model)
+    assert needed and any("time_emb" in name for name in needed)
+    lifted = lift_weights(model, tmp_path)
+    assert lifted.tensors and not (set(lifted.tensors) & needed)
+    assert {i.name for i in model.graph.input} == {"image", *lifted.tensors}
+    name = next(iter(lifted.tensors))
+    assert len(lifted.data(name)) == int(np.prod(lifted.tensors[name].dims)) * 4
 
 
 def test_declared_output_shape_follows_the_contract(tmp_path: Path) -> None:

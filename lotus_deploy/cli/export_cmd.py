@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -54,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--groupnorm", choices=GROUPNORM_MODES, default=field_default(ExportSettings, "groupnorm"),
                    help="GroupNorm export: two-level reductions, accurate in float32 runtimes (default), or torch's native InstanceNormalization form")
     p.add_argument("--split", action="store_true", help="also write the VAE encoder, UNet and VAE decoder as separate graphs (for benchmarks)")
+    mem = p.add_argument_group("memory")
+    mem.add_argument("--skip-memory-check", dest="memory_check", action="store_false",
+                     help="start even when MemAvailable is below the estimated need (k x the fp32 weights; see docs/export.md)")
+    mem.add_argument("--stage-report", type=Path, metavar="FILE",
+                     help="write each step's wall time and peak resident memory (Linux) to FILE as JSON")
     prec = p.add_argument_group("precision (onnx-fp16, onnx-int8)")
     prec.add_argument("--calib-dir", type=Path, help="calibration images (int8; fp16 range analysis)")
     prec.add_argument("--eval-dir", type=Path, help="held-out images for the accuracy report (default: a deterministic split of --calib-dir)")
@@ -71,7 +77,7 @@ def config_from_args(args: argparse.Namespace) -> ExportConfig:
         model=args.model, task=task, meaning=meaning, engine=args.engine, output=args.output,
         height=args.height, width=args.width, batch=args.batch, force=args.force,
         export=ExportSettings(opset=args.opset, parity=args.parity, parity_images=args.parity_images, parity_size=args.parity_size,
-                              atol=args.atol, split=args.split, groupnorm=args.groupnorm),
+                              atol=args.atol, split=args.split, groupnorm=args.groupnorm, memory_check=args.memory_check),
         precision=PrecisionSettings(calib_dir=args.calib_dir, eval_dir=args.eval_dir, calib_count=args.calib_count,
                                     calib_size=args.calib_size, accuracy_target=args.accuracy_target),
         tensorrt=engine_settings(args),
@@ -94,18 +100,35 @@ def warn_ignored_flags(parser: argparse.ArgumentParser, args: argparse.Namespace
 
 
 def _body(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from ..pipeline import run_export
+    from ..core.memory import GIB, StageMonitor, install_monitor, process_peak_bytes
+    from ..pipeline import fp32_weight_bytes, run_export
 
     warn_ignored_flags(parser, args)
     config = config_from_args(args)
-    result = run_export(config, quiet=args.quiet)
-    print_export_summary(result, config, output_meaning=config.meaning.value)
+    monitor = StageMonitor() if args.stage_report is not None else None
+    install_monitor(monitor)
+    try:
+        result = run_export(config, quiet=args.quiet)
+    finally:
+        install_monitor(None)
+    # the kernel's high-water mark is reset per step under --stage-report, so the monitor holds the peak then
+    peak = monitor.finish() if monitor is not None else process_peak_bytes()
+    weights = fp32_weight_bytes(config)
+    memory = {"peak_resident_gib": round(peak / GIB, 3), "fp32_weights_gib": None if not weights else round(weights / GIB, 3)}
+    if monitor is not None:
+        monitor.write(args.stage_report, {"command": ["lotus-export", *(args.argv or [])], **memory})
+    print_export_summary(result, config, output_meaning=config.meaning.value, memory=memory)
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    return run_main(lambda args: _body(args, parser), parser, argv)
+
+    def body(args: argparse.Namespace) -> int:
+        args.argv = list(sys.argv[1:] if argv is None else argv)
+        return _body(args, parser)
+
+    return run_main(body, parser, argv)
 
 
 if __name__ == "__main__":

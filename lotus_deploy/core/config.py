@@ -142,6 +142,7 @@ class ExportSettings:
     atol: float = DEFAULT_ATOL
     split: bool = False
     groupnorm: str = GROUPNORM_MODES[0]  # "native" keeps torch's InstanceNormalization export
+    memory_check: bool = True  # refuse up front when MemAvailable is below the estimated need
 
     def __post_init__(self) -> None:
         if not MIN_OPSET <= self.opset <= MAX_OPSET:

@@ -21,10 +21,17 @@ class Steps:
 
     @contextlib.contextmanager
     def step(self, what: str) -> Iterator[None]:
+        from .memory import current_monitor
+
         self.index += 1
         start = time.perf_counter()
         self.say(f"[{self.index}/{self.total}] {what} ...")
+        monitor = current_monitor()  # --stage-report: each step's time and peak memory
+        if monitor is not None:
+            monitor.begin(what)
         yield
+        if monitor is not None:
+            monitor.end()
         self.say(f"[{self.index}/{self.total}] {what}: done in {time.perf_counter() - start:.1f} s")
 
     def say(self, text: str) -> None:

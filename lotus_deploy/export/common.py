@@ -7,14 +7,13 @@ timings compare; the precision stages save with the same external-data layout.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import ConfigError
 
 TRACE_SIZE = 64  # spatial size of the dummy input for dynamic graphs (any multiple of 64 traces the same graph)
-_PROTOBUF_LIMIT = 2**31 - 1  # protobuf refuses to serialise a message this large
-_PROTOBUF_MARGIN = 64 << 20  # room for the graph itself beside the weights
 EXTERNAL_DATA_THRESHOLD = 1024  # tensors from this many bytes go to the .onnx.data file
 
 
@@ -43,34 +42,152 @@ def trace(module: Any, dummy: Any, path: Path, opset: int, input_name: str, outp
         )
 
 
-def clean(raw: Path) -> tuple[Any, dict[str, Any]]:
-    """Constant folding and dead-node removal with onnxslim; node counts before and after.
+@dataclass
+class LiftedWeights:
+    """The raw graph's weights, taken out of the graph while it is cleaned and streamed back when it is saved.
 
-    onnxslim's own shape inference serialises the whole model, which protobuf refuses beyond 2 GB
-    (the full-size fp32 graph is ~3.8 GB). For such graphs shapes are inferred by onnx on the file
-    (``infer_shapes_path`` has no size limit) and onnxslim runs without its shape inference; its
-    constant folding handles large models itself. On builtin:tiny the two paths leave 1886 and 1911
-    nodes of 3981.
+    Why: onnxslim turns every weight into a numpy copy and then a new TensorProto, so cleaning the
+    full-size graph with its weights held three copies (10.9 GiB for 3.4 GiB of weights). Lifted, each
+    weight is a graph input of the same name, shape and dtype; the proto onnxslim sees is a few MB, its
+    own shape inference works at any model size, and nothing it folds needed a weight (the TorchScript
+    exporter already folded every constant expression). The tensors here hold no data for a large
+    model: they point into the raw export's folder, read one at a time by :func:`save_streaming`.
+    """
+
+    folder: Path
+    tensors: dict[str, Any] = field(default_factory=dict)
+
+    def data(self, name: str) -> bytes:
+        """One weight's bytes, read from wherever the raw export put them."""
+        from onnx import numpy_helper
+        from onnx.external_data_helper import uses_external_data
+
+        tensor = self.tensors[name]
+        if tensor.HasField("raw_data"):
+            return bytes(tensor.raw_data)
+        if uses_external_data(tensor):
+            info = {entry.key: entry.value for entry in tensor.external_data}
+            with open(self.folder / info["location"], "rb") as handle:
+                handle.seek(int(info.get("offset", 0)))
+                length = info.get("length")
+                return handle.read(int(length)) if length is not None else handle.read()
+        return bytes(numpy_helper.to_array(tensor).tobytes())
+
+
+def constant_inputs(model: Any) -> set[str]:
+    """Initializers that feed a constant expression (a node whose inputs are all constants, transitively):
+    the weights folding needs, e.g. the time-embedding projections of the constant t=999."""
+    constants = {tensor.name for tensor in model.graph.initializer}
+    initializers = set(constants)
+    needed: set[str] = set()
+    for node in model.graph.node:  # exported in topological order
+        if all(not name or name in constants for name in node.input):
+            constants.update(node.output)
+            needed.update(name for name in node.input if name in initializers)
+    return needed
+
+
+def lift_weights(model: Any, folder: Path, threshold: int = EXTERNAL_DATA_THRESHOLD) -> LiftedWeights:
+    """Move every initializer of ``threshold`` bytes or more out of ``model`` (loaded without its external
+    data) into graph inputs of the same name, shape and dtype; those that feed a constant expression stay,
+    with their data loaded, so the cleaner still folds it."""
+    from onnx import helper
+    from onnx.external_data_helper import load_external_data_for_tensor, uses_external_data
+
+    lifted = LiftedWeights(folder=Path(folder))
+    needed = constant_inputs(model)
+    keep = []
+    for tensor in model.graph.initializer:
+        count = 1
+        for dim in tensor.dims:
+            count *= int(dim)
+        large = count * helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize >= threshold
+        if large and tensor.name not in needed:
+            lifted.tensors[tensor.name] = _copy(tensor)
+            model.graph.input.append(helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
+            continue
+        if uses_external_data(tensor):
+            load_external_data_for_tensor(tensor, str(folder))
+            tensor.data_location = 0  # DEFAULT: the data is in the proto now
+            del tensor.external_data[:]
+        keep.append(tensor)
+    kept = [_copy(tensor) for tensor in keep]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    return lifted
+
+
+def _copy(tensor: Any) -> Any:
+    from onnx import TensorProto
+
+    clone = TensorProto()
+    clone.CopyFrom(tensor)
+    return clone
+
+
+def clean(raw: Path) -> tuple[Any, dict[str, Any], LiftedWeights]:
+    """Constant folding, shape inference and dead-node removal with onnxslim, over the graph's structure
+    only (:class:`LiftedWeights`); node counts before and after. Save the result with :func:`save_streaming`.
     """
     import onnx
     import onnxslim
 
-    model = onnx.load(str(raw), load_external_data=True)
+    model = onnx.load(str(raw), load_external_data=False)
     before = len(model.graph.node)
-    # ModelProto.ByteSize() itself raises beyond 2 GB; the weights are what make a graph large.
-    weight_bytes = sum(tensor.ByteSize() for tensor in model.graph.initializer)
-    if weight_bytes < _PROTOBUF_LIMIT - _PROTOBUF_MARGIN:
-        slimmed = onnxslim.slim(model)
-        how = "onnxslim"
-    else:
-        del model
-        inferred = raw.with_name("inferred.onnx")
-        onnx.shape_inference.infer_shapes_path(str(raw), str(inferred))
-        slimmed = onnxslim.slim(onnx.load(str(inferred), load_external_data=True), no_shape_infer=True)
-        how = "onnx.shape_inference.infer_shapes_path + onnxslim (no_shape_infer: graph over 2 GB)"
+    weights = lift_weights(model, raw.parent)
+    slimmed = onnxslim.slim(model)
     if slimmed is None:
         raise ConfigError("onnxslim returned no model", "this is a bug; export with a smaller model to reproduce and report it")
-    return slimmed, {"before": before, "after": len(slimmed.graph.node), "cleaner": how}
+    how = "onnxslim over the graph structure (weights lifted to inputs, streamed back when saving)"
+    return slimmed, {"before": before, "after": len(slimmed.graph.node), "cleaner": how}, weights
+
+
+_ALIGN = 4096  # each tensor starts on a page boundary in the data file (lets ONNX Runtime map it)
+
+
+def save_streaming(model: Any, weights: LiftedWeights, path: Path, data_name: str, check: bool = True) -> None:
+    """Save a cleaned graph as ``path`` + ``data_name``, writing one weight at a time: the lifted weights
+    the graph still uses become initializers again (in external data), as do large folded constants."""
+    import onnx
+    from onnx import TensorProto
+
+    data_path = Path(path).parent / data_name
+    offset = 0
+    with open(data_path, "wb") as out:
+
+        def put(tensor: Any, payload: bytes) -> None:
+            nonlocal offset
+            pad = (-offset) % _ALIGN
+            out.write(b"\0" * pad)
+            offset += pad
+            out.write(payload)
+            del tensor.external_data[:]
+            for key, value in (("location", data_name), ("offset", str(offset)), ("length", str(len(payload)))):
+                entry = tensor.external_data.add()
+                entry.key, entry.value = key, value
+            tensor.data_location = TensorProto.EXTERNAL
+            tensor.ClearField("raw_data")
+            offset += len(payload)
+
+        for tensor in model.graph.initializer:
+            if tensor.HasField("raw_data") and len(tensor.raw_data) >= EXTERNAL_DATA_THRESHOLD:
+                put(tensor, bytes(tensor.raw_data))
+        used = [value.name for value in model.graph.input if value.name in weights.tensors]
+        for name in used:
+            source = weights.tensors[name]
+            tensor = TensorProto(name=name, data_type=source.data_type, dims=list(source.dims))
+            payload = weights.data(name)
+            if len(payload) < EXTERNAL_DATA_THRESHOLD:
+                tensor.raw_data = payload
+            else:
+                put(tensor, payload)
+            model.graph.initializer.append(tensor)
+    keep = [value for value in model.graph.input if value.name not in weights.tensors]
+    del model.graph.input[:]
+    model.graph.input.extend(keep)
+    onnx.save_model(model, str(path))
+    if check:
+        onnx.checker.check_model(str(path))
 
 
 def save_with_external_data(model: Any, path: Path, data_name: str, check: bool = True) -> None:

@@ -25,7 +25,7 @@ from ..core.artifacts import sha256_file
 from ..core.config import ExportConfig
 from ..core.contract import INPUT_NAME, GraphShape, output_name
 from ..core.safe_io import write_json_atomic
-from .common import TRACE_SIZE, clean, save_with_external_data, trace
+from .common import TRACE_SIZE, clean, save_streaming, trace
 
 SPLIT_DIR = "split"
 STAGES = ("encoder", "unet", "decoder")
@@ -91,11 +91,11 @@ def _export_stage(stage: str, stage_module: Any, module: Any, out: Path, config:
     with tempfile.TemporaryDirectory(dir=out) as scratch:
         raw = Path(scratch) / "raw.onnx"
         trace(stage_module, dummy, raw, config.export.opset, names[0], names[1], _axes(shape, names), config.export.groupnorm, numerics_owner=module)
-        model, counts = clean(raw)
-    path = out / f"{stage}.onnx"
-    data = f"{stage}.onnx.data"
-    save_with_external_data(model, path, data)
-    del model
+        model, counts, weights = clean(raw)
+        path = out / f"{stage}.onnx"
+        data = f"{stage}.onnx.data"
+        save_streaming(model, weights, path, data)  # inside: the lifted weights are read from the raw export
+        del model, weights
     return {
         "file": f"{SPLIT_DIR}/{stage}.onnx",
         "input": names[0],

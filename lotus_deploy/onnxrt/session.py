@@ -20,8 +20,12 @@ OPTIMIZATION_LEVELS = ("all", "basic", "none")
 
 
 def make_session(path: Path | str, providers: list[Any] | None = None, threads: int = 0, optimization: str = "all",
-                 profile_prefix: Path | None = None) -> Any:
-    """An ``onnxruntime.InferenceSession`` over ``path`` (CPU unless ``providers``); one-line ArtifactError if it cannot load."""
+                 profile_prefix: Path | None = None, lean: bool = False) -> Any:
+    """An ``onnxruntime.InferenceSession`` over ``path`` (CPU unless ``providers``); one-line ArtifactError if it cannot load.
+
+    ``lean``: for one-off checks of large graphs (export parity, references), no pre-packed copies of the
+    weights and no CPU memory arena, so the session holds the weights about once; a little slower.
+    """
     ort = require("onnxruntime")
     if optimization not in OPTIMIZATION_LEVELS:
         raise ValueError(f"optimization {optimization!r} is not one of {OPTIMIZATION_LEVELS}")
@@ -34,6 +38,9 @@ def make_session(path: Path | str, providers: list[Any] | None = None, threads: 
     if threads:
         options.intra_op_num_threads = threads
     options.log_severity_level = 3
+    if lean:
+        options.add_session_config_entry("session.disable_prepacking", "1")
+        options.enable_cpu_mem_arena = False
     if profile_prefix is not None:
         options.enable_profiling = True
         options.profile_file_prefix = str(profile_prefix)
@@ -47,8 +54,8 @@ def make_session(path: Path | str, providers: list[Any] | None = None, threads: 
 class GraphRunner:
     """A CPU session over one graph file with input ``image``; batches larger than a static batch run in chunks."""
 
-    def __init__(self, path: Path | str, shape: GraphShape, optimization: str = "all", threads: int = 0) -> None:
-        self.session = make_session(path, threads=threads, optimization=optimization)
+    def __init__(self, path: Path | str, shape: GraphShape, optimization: str = "all", threads: int = 0, lean: bool = False) -> None:
+        self.session = make_session(path, threads=threads, optimization=optimization, lean=lean)
         self.shape = shape
 
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -66,9 +73,9 @@ class GraphRunner:
         self.session = None
 
 
-def run_graph(path: Path | str, shape: GraphShape, batch: np.ndarray, optimization: str = "all") -> np.ndarray:
-    """Run ``batch`` through the graph at ``path`` once (CPU) and free the session."""
-    runner = GraphRunner(path, shape, optimization)
+def run_graph(path: Path | str, shape: GraphShape, batch: np.ndarray, optimization: str = "all", lean: bool = False) -> np.ndarray:
+    """Run ``batch`` through the graph at ``path`` once (CPU) and free the session (``lean``: see make_session)."""
+    runner = GraphRunner(path, shape, optimization, lean=lean)
     try:
         return runner.run(batch)
     finally:
