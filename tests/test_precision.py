@@ -370,3 +370,24 @@ def test_reduced_precision_gates_rerun_with_polygraphy(which, fp16_result, int8_
     for line in gates:
         outcome = run_line(line, cwd=tmp_path)
         assert outcome.returncode == 0, outcome.stdout[-2000:]
+
+
+@pytest.mark.parametrize("tensors", ["all", "compute-inputs"])
+def test_range_pass_reports_each_tensors_own_min_and_max(tiny_fp32, tensors, tmp_path):
+    """The reductions run right after their producers and are read back by name: each range is the
+    min/max of that very tensor (a misaligned read once swapped ranges between tensors)."""
+    from lotus_deploy.onnxrt import make_session
+    from lotus_deploy.precision import graph
+
+    batch = np.random.default_rng(3).uniform(-1, 1, (1, 3, 64, 64)).astype(np.float32)
+    with graph.work_folder(tiny_fp32.folder, under=tmp_path) as work:
+        ranges = graph.collect_ranges(tiny_fp32.folder, [batch], 1, work, True, tensors=tensors)
+        model = graph.load_structure(tiny_fp32.folder)
+        names = sorted(ranges)[:: max(1, len(ranges) // 12)]
+        for name in names:
+            model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+        path = work / "probe.onnx"
+        graph.save_structure(model, path)
+        values = make_session(path).run(names, {"image": batch})
+    for name, value in zip(names, values, strict=True):  # (the probe graph fuses differently: float32 rounding apart)
+        np.testing.assert_allclose(ranges[name], (float(value.min()), float(value.max())), rtol=1e-4, atol=1e-5, err_msg=name)

@@ -75,8 +75,13 @@ class LiftedWeights:
 
 
 def constant_inputs(model: Any) -> set[str]:
-    """Initializers that feed a constant expression (a node whose inputs are all constants, transitively):
-    the weights folding needs, e.g. the time-embedding projections of the constant t=999."""
+    """Initializers the cleaner needs as values, not just shapes:
+
+    - those feeding a constant expression (a node whose inputs are all constants, transitively), e.g.
+      the time-embedding projections of the constant t=999, so the expression folds;
+    - the weight and bias of a Conv whose only reader adds a constant to it (the resnets' conv1 plus the
+      folded time embedding), so the cleaner can fold that constant into the Conv's bias.
+    """
     constants = {tensor.name for tensor in model.graph.initializer}
     initializers = set(constants)
     needed: set[str] = set()
@@ -84,6 +89,16 @@ def constant_inputs(model: Any) -> set[str]:
         if all(not name or name in constants for name in node.input):
             constants.update(node.output)
             needed.update(name for name in node.input if name in initializers)
+    readers: dict[str, list[Any]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    for node in model.graph.node:
+        if node.op_type != "Conv" or not node.output:
+            continue
+        after = readers.get(node.output[0], [])
+        if len(after) == 1 and after[0].op_type == "Add" and any(name in constants for name in after[0].input if name != node.output[0]):
+            needed.update(name for name in node.input[1:] if name in initializers)
     return needed
 
 

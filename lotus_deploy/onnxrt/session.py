@@ -20,11 +20,13 @@ OPTIMIZATION_LEVELS = ("all", "basic", "none")
 
 
 def make_session(path: Path | str, providers: list[Any] | None = None, threads: int = 0, optimization: str = "all",
-                 profile_prefix: Path | None = None, lean: bool = False) -> Any:
+                 profile_prefix: Path | None = None, lean: bool = False, in_node_order: bool = False) -> Any:
     """An ``onnxruntime.InferenceSession`` over ``path`` (CPU unless ``providers``); one-line ArtifactError if it cannot load.
 
     ``lean``: for one-off checks of large graphs (export parity, references), no pre-packed copies of the
     weights and no CPU memory arena, so the session holds the weights about once; a little slower.
+    ``in_node_order``: execute in the graph's node order (ONNX Runtime's priority-based order), for graphs
+    whose nodes were placed on purpose, like the range pass's reductions right after each producer.
     """
     ort = require("onnxruntime")
     if optimization not in OPTIMIZATION_LEVELS:
@@ -38,6 +40,8 @@ def make_session(path: Path | str, providers: list[Any] | None = None, threads: 
     if threads:
         options.intra_op_num_threads = threads
     options.log_severity_level = 3
+    if in_node_order:
+        options.execution_order = ort.ExecutionOrder.PRIORITY_BASED
     if lean:
         options.add_session_config_entry("session.disable_prepacking", "1")
         options.enable_cpu_mem_arena = False

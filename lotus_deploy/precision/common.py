@@ -31,6 +31,9 @@ from ..onnxrt import run_graph
 from .inputs import ImageSet
 
 CALIB_METHOD = "minmax"
+# How ranges are collected; part of the cache key, so a cache from another method is never reused.
+# 3: reductions placed after their producers, run in node order and read back by name (graph.collect_ranges).
+RANGE_PASS = 3
 CACHE_DIR = ".calib-cache"
 PRECISION_TOOLS = ("onnx", "onnxruntime", "onnxconverter-common", "numpy")
 
@@ -110,6 +113,7 @@ def calibration_key(parent: Artifact, images: ImageSet, config: ExportConfig, sh
         "images": list(zip(images.calib_names, images.calib_hashes or images.calib_names, strict=True)),
         "calib_size": config.precision.calib_size,
         "method": CALIB_METHOD,
+        "range_pass": RANGE_PASS,
         "shape": shape.to_json(),
         "input_shapes": [list(a.shape) for a in images.calib],
     }

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..core.artifacts import ONNX_DATA, ONNX_FILE
+from ..core.contract import INPUT_NAME
 from ..core.progress import bar
 from ..export.common import save_with_external_data
 from ..export.flops import node_macs
@@ -189,18 +190,29 @@ def collect_ranges(parent_folder: Path, inputs: Iterable[np.ndarray], count: int
 
     model = load_structure(parent_folder)
     names = float_tensors(model) if tensors == "all" else compute_inputs(model)
-    reductions = []
-    for name in names:
-        for op, suffix in (("ReduceMin", "min"), ("ReduceMax", "max")):
-            out = f"{name}__lotus_{suffix}"
-            reductions.append(onnx.helper.make_node(op, [name], [out], keepdims=0, name=f"{out}_node"))
-            model.graph.output.append(onnx.helper.make_tensor_value_info(out, onnx.TensorProto.FLOAT, []))
-    model.graph.node.extend(reductions)
+    # Each tensor's ReduceMin/ReduceMax right after its producer, run in node order: the tensor is read
+    # while still hot and freed at once. ONNX Runtime's default order ran every reduction at the end,
+    # holding all activations (full size, 256x256: 9.8 GiB and 13-19 s per image, against 4.5 GiB and
+    # 7.3 s); the values are the same.
+    measured = set(names)
+    nodes = list(model.graph.node)
+    del model.graph.node[:]
+    for node in [None, *nodes]:
+        produced = [INPUT_NAME] if node is None else list(node.output)
+        if node is not None:
+            model.graph.node.append(node)
+        for name in produced:
+            if name not in measured:
+                continue
+            for op, suffix in (("ReduceMin", "min"), ("ReduceMax", "max")):
+                out = f"{name}__lotus_{suffix}"
+                model.graph.node.append(onnx.helper.make_node(op, [name], [out], keepdims=0, name=f"{out}_node"))
+                model.graph.output.append(onnx.helper.make_tensor_value_info(out, onnx.TensorProto.FLOAT, []))
     path = work / "ranges.onnx"
     save_structure(model, path)
     del model
-    session = make_session(path)
-    wanted = [o.name for o in session.get_outputs()][1:]
+    session = make_session(path, lean=True, in_node_order=True)
+    wanted = [f"{name}__lotus_{suffix}" for name in names for suffix in ("min", "max")]  # by name: the graph lists them in node order
     low = {n: np.inf for n in names}
     high = {n: -np.inf for n in names}
     for batch in bar(inputs, desc="calibrating", total=count, disable=quiet):
