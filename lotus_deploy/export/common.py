@@ -75,13 +75,8 @@ class LiftedWeights:
 
 
 def constant_inputs(model: Any) -> set[str]:
-    """Initializers the cleaner needs as values, not just shapes:
-
-    - those feeding a constant expression (a node whose inputs are all constants, transitively), e.g.
-      the time-embedding projections of the constant t=999, so the expression folds;
-    - the weight and bias of a Conv whose only reader adds a constant to it (the resnets' conv1 plus the
-      folded time embedding), so the cleaner can fold that constant into the Conv's bias.
-    """
+    """Initializers feeding a constant expression (a node whose inputs are all constants, transitively),
+    e.g. the time-embedding projections of the constant t=999: the cleaner needs their values to fold it."""
     constants = {tensor.name for tensor in model.graph.initializer}
     initializers = set(constants)
     needed: set[str] = set()
@@ -89,17 +84,71 @@ def constant_inputs(model: Any) -> set[str]:
         if all(not name or name in constants for name in node.input):
             constants.update(node.output)
             needed.update(name for name in node.input if name in initializers)
+    return needed
+
+
+def fold_conv_adds(model: Any, weights: LiftedWeights) -> int:
+    """Fold ``Add(Conv(x), c)`` with a per-channel constant ``c`` into the Conv's bias (the resnets' conv1
+    plus the folded time embedding). onnxslim does this only when the Conv's weight is a constant,
+    which a lifted weight is not; only the bias and ``c`` are read here. Returns the Adds removed."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    graph = model.graph
+    inits = {tensor.name: tensor for tensor in graph.initializer}
     readers: dict[str, list[Any]] = {}
-    for node in model.graph.node:
+    for node in graph.node:
         for name in node.input:
             readers.setdefault(name, []).append(node)
-    for node in model.graph.node:
-        if node.op_type != "Conv" or not node.output:
+    outputs = {value.name for value in graph.output}
+
+    def value(name: str) -> Any:
+        if name in inits:
+            return numpy_helper.to_array(inits[name])
+        tensor = weights.tensors[name]
+        return np.frombuffer(weights.data(name), dtype=np.float32).reshape(list(tensor.dims))
+
+    removed = []
+    for conv in [n for n in graph.node if n.op_type == "Conv" and n.output[0] not in outputs]:
+        after = readers.get(conv.output[0], [])
+        if len(after) != 1 or after[0].op_type != "Add":
             continue
-        after = readers.get(node.output[0], [])
-        if len(after) == 1 and after[0].op_type == "Add" and any(name in constants for name in after[0].input if name != node.output[0]):
-            needed.update(name for name in node.input[1:] if name in initializers)
-    return needed
+        add = after[0]
+        other = next((name for name in add.input if name != conv.output[0]), None)
+        weight = inits.get(conv.input[1]) or weights.tensors.get(conv.input[1])
+        if other not in inits or weight is None or inits[other].data_type != 1 or weight.data_type != 1:
+            continue
+        channels = int(weight.dims[0])
+        constant = numpy_helper.to_array(inits[other])
+        if list(constant.shape) not in ([1, channels, 1, 1], [channels, 1, 1]):
+            continue
+        bias = value(conv.input[2]) if len(conv.input) > 2 and conv.input[2] else np.zeros(channels, np.float32)
+        folded = numpy_helper.from_array((bias + constant.reshape(channels)).astype(np.float32), f"{add.output[0]}_bias")
+        graph.initializer.append(folded)
+        inits[folded.name] = folded
+        if len(conv.input) > 2:
+            conv.input[2] = folded.name
+        else:
+            conv.input.append(folded.name)
+        conv.output[0] = add.output[0]
+        removed.append(add)
+    for add in removed:
+        graph.node.remove(add)
+    if removed:
+        _drop_unread(model)
+    return len(removed)
+
+
+def _drop_unread(model: Any) -> None:
+    """Initializers and lifted-weight inputs that no node reads any more."""
+    graph = model.graph
+    read = {name for node in graph.node for name in node.input} | {value.name for value in graph.output}
+    keep = [t for t in graph.initializer if t.name in read]
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    first, *rest = list(graph.input)
+    del graph.input[:]
+    graph.input.extend([first, *[value for value in rest if value.name in read]])
 
 
 def lift_weights(model: Any, folder: Path, threshold: int = EXTERNAL_DATA_THRESHOLD) -> LiftedWeights:
@@ -153,7 +202,8 @@ def clean(raw: Path) -> tuple[Any, dict[str, Any], LiftedWeights]:
     slimmed = onnxslim.slim(model)
     if slimmed is None:
         raise ConfigError("onnxslim returned no model", "this is a bug; export with a smaller model to reproduce and report it")
-    how = "onnxslim over the graph structure (weights lifted to inputs, streamed back when saving)"
+    fold_conv_adds(slimmed, weights)
+    how = "onnxslim over the graph structure (weights lifted to inputs, streamed back when saving) + Conv/constant-Add bias folding"
     return slimmed, {"before": before, "after": len(slimmed.graph.node), "cleaner": how}, weights
 
 

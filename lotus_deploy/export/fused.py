@@ -78,10 +78,12 @@ def export_onnx(config: ExportConfig, quiet: bool = False) -> ExportResult:
             gc.collect()
             with steps.step("cleaning the graph with onnxslim (structure only: weights lifted out)"):
                 model, counts, weights = clean(raw)
+                gc.collect()
                 steps.say(f"    nodes: {counts['before']} before, {counts['after']} after cleaning")
             with steps.step("saving with external data (streamed, one weight at a time) and running onnx.checker"):
                 _save_checked(model, weights, staging, config, shape)
                 del model, weights
+                gc.collect()  # onnxslim's graphs hold reference cycles: free them before the parity session
         manifest = {
             "kind": "onnx",
             "engine": config.engine.value,
