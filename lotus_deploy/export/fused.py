@@ -8,7 +8,6 @@ parity passes, so a failed export leaves the previous artifact untouched.
 
 from __future__ import annotations
 
-import gc
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from ..core.artifacts import ONNX_DATA, ONNX_FILE, Artifact, record_parity, stag
 from ..core.config import EngineKind, ExportConfig
 from ..core.contract import INPUT_NAME, GraphShape, contract_json, dynamic_axes, output_name
 from ..core.errors import ConfigError
+from ..core.memory import release_memory
 from ..core.parity import ParityReport, compare, judge
 from ..core.polygraphy_files import save_parity_files
 from ..core.progress import Steps
@@ -75,15 +75,15 @@ def export_onnx(config: ExportConfig, quiet: bool = False) -> ExportResult:
                 with steps.step("writing VAE encoder, UNet and VAE decoder graphs to split/"):
                     split = export_split(module, staging, config, shape)
             del module, checkpoint  # the PyTorch weights are not needed from here on
-            gc.collect()
+            release_memory()
             with steps.step("cleaning the graph with onnxslim (structure only: weights lifted out)"):
                 model, counts, weights = clean(raw)
-                gc.collect()
+                release_memory()
                 steps.say(f"    nodes: {counts['before']} before, {counts['after']} after cleaning")
             with steps.step("saving with external data (streamed, one weight at a time) and running onnx.checker"):
                 _save_checked(model, weights, staging, config, shape)
                 del model, weights
-                gc.collect()  # onnxslim's graphs hold reference cycles: free them before the parity session
+                release_memory()  # onnxslim's graphs hold reference cycles: free them before the parity session
         manifest = {
             "kind": "onnx",
             "engine": config.engine.value,

@@ -14,6 +14,7 @@ import numpy as np
 from ..core.contract import INPUT_NAME, GraphShape, pad_batch
 from ..core.deps import require
 from ..core.errors import ArtifactError
+from ..core.memory import release_memory
 
 CPU = "CPUExecutionProvider"
 OPTIMIZATION_LEVELS = ("all", "basic", "none")
@@ -84,3 +85,4 @@ def run_graph(path: Path | str, shape: GraphShape, batch: np.ndarray, optimizati
         return runner.run(batch)
     finally:
         runner.close()
+        release_memory()

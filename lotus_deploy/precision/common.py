@@ -171,7 +171,7 @@ def reference_outputs(parent: Artifact, images: ImageSet, config: ExportConfig, 
     if path.is_file():
         steps.say(f"    fp32 reference outputs from cache: {path}")
         return np.load(path)
-    out = run_graph(parent.model_path, parent.shape, images.eval_batch)
+    out = run_graph(parent.model_path, parent.shape, images.eval_batch, lean=True)  # one run: pre-packing would only add a weight copy
     ensure_folder(path.parent)
     atomic_write(path, lambda handle: np.save(handle, out, allow_pickle=False))
     return out

@@ -34,6 +34,7 @@ from typing import Any
 from ..core.artifacts import Artifact, staged_artifact
 from ..core.config import ExportConfig
 from ..core.deps import require
+from ..core.memory import release_memory
 from ..core.progress import Steps
 from ..core.results import ExportResult
 from ..export.common import save_with_external_data
@@ -175,6 +176,7 @@ def convert(parent: Artifact, work: Path, block: list[str]) -> tuple[Path, list[
     converted = float16.convert_float_to_float16(model, min_positive_val=1e-7, max_finite_val=FP16_MAX, keep_io_types=True,
                                                  disable_shape_infer=True, op_block_list=op_block, node_block_list=block)
     del model
+    release_memory()
     del converted.graph.value_info[:]
     bypass_round_trips(converted)
     blocked = set(block)
@@ -186,6 +188,7 @@ def convert(parent: Artifact, work: Path, block: list[str]) -> tuple[Path, list[
     path = work / "fp16.onnx"
     save_with_external_data(converted, path, "fp16.onnx.data", check=False)
     del converted
+    release_memory()
     return path, sorted(op for op in op_block if op in present_ops)
 
 
@@ -218,7 +221,7 @@ def export_fp16(parent: Artifact, config: ExportConfig, quiet: bool = False) -> 
                 if len(kept) > 40:
                     steps.say(f"      ... and {len(kept) - 40} more (all listed in the manifest)")
                 path, kept_ops = convert(parent, work, [k["node"] for k in kept])
-                report = common.evaluate(run_graph(path, shape, images.eval_batch), reference, target)
+                report = common.evaluate(run_graph(path, shape, images.eval_batch, lean=True), reference, target)
                 steps.say(f"    held-out parity ({CPU_LABEL}): {report.summary()}")
                 rounds.append({"headroom": headroom, "kept": len(kept), "error": target.error_of(report), "passed": report.passed})
                 if report.passed:
