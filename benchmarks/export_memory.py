@@ -61,6 +61,10 @@ def run_stage(engine: str, args: argparse.Namespace, scratch: Path) -> dict[str,
         raise SystemExit(f"lotus-export --engine {engine} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     stages = json.loads(report.read_text())
     summary = json.loads(done.stdout)
+    for folder in (args.parity_images, args.calib_dir):  # step labels name the folders: keep them repo-relative
+        if folder is not None:
+            for step in stages["stages"]:
+                step["stage"] = step["stage"].replace(str(Path(folder).resolve()), shown(folder))
     return {"engine": engine, "wall_seconds": round(seconds, 1), "peak_gib": stages["overall_peak_gib"],
             "fp32_weights_gib": stages["fp32_weights_gib"], "steps": stages["stages"], "parity": summary.get("parity")}
 

@@ -102,9 +102,9 @@ def required_modules(config: ExportConfig) -> list[str]:
     return needed
 
 
-# Peak resident memory of each ONNX stage as a multiple of the fp32 weight bytes: the largest ratio
-# measured on builtin:full at 256x256 by benchmarks/export_memory.py (benchmarks/results/export_memory.json),
-# plus a margin for other image sizes and library versions. lotus-export refuses up front when
+# Peak resident memory of each ONNX stage as a multiple of the fp32 weight bytes: measured on builtin:full
+# at 256x256 by benchmarks/export_memory.py (benchmarks/results/export_memory.json: onnx 1.84, onnx-fp16
+# 1.82, onnx-int8 1.50), plus a margin for other image sizes and library versions. lotus-export refuses up front when
 # MemAvailable is below factor x weights (--skip-memory-check overrides).
 MEMORY_FACTORS: dict[EngineKind, float] = {EngineKind.ONNX: 2.2, EngineKind.ONNX_FP16: 2.2, EngineKind.ONNX_INT8: 2.2}
 

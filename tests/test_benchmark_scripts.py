@@ -128,3 +128,9 @@ def test_export_memory_script_smoke(tmp_path: Path) -> None:
         assert any("parity" in name for name in steps), steps
     assert any(s["stage"].startswith("tracing") for s in doc["stages"][0]["steps"])
     assert doc["checks"]["fp16_wall_over_fp32"] > 0 and (tmp_path / "out" / "export_memory.md").is_file()
+
+
+def test_committed_export_memory_result_follows_the_rules() -> None:
+    doc = json.loads((REPO / "benchmarks" / "results" / "export_memory.json").read_text())
+    check_result(doc)
+    assert doc["provenance"]["git"]["tracked_changes"] is False and [s["engine"] for s in doc["stages"]] == ["onnx", "onnx-fp16", "onnx-int8"]

@@ -178,8 +178,8 @@ def install_monitor(monitor: StageMonitor | None) -> None:
     """Make :class:`~lotus_deploy.core.progress.Steps` report every step to ``monitor`` (None: stop)."""
     global _monitor
     _monitor = monitor
-    if monitor is not None:
-        monitor._note_peak()
+    if monitor is not None:  # the process's peak so far (start-up, imports) is part of the command's peak
+        monitor.records.append(StageRecord("(before the first step)", 0.0, monitor._note_peak(), None, resident_bytes()))
         reset_high_water()
 
 
