@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lotus_deploy.bench.provenance import shown_path
 from lotus_deploy.core.safe_io import write_json_atomic, write_text_atomic
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,13 +37,7 @@ FP16_TIME_LIMIT = 1.5  # and the fp16 stage within 1.5x the fp32 export's wall t
 
 def shown(path: Path | str) -> str:
     """A path as the repository sees it (repo-relative or ../shared/...), never absolute."""
-    p = Path(path)
-    if not p.is_absolute():
-        return str(p)
-    for base, prefix in ((REPO, Path(".")), (REPO.parent, Path(".."))):
-        if p.resolve().is_relative_to(base):
-            return str(prefix / p.resolve().relative_to(base))
-    return f"<scratch>/{p.name}"
+    return shown_path(path, REPO)
 
 
 def run_stage(engine: str, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:

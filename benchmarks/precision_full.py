@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lotus_deploy.bench.provenance import shown_path
 from lotus_deploy.core.artifacts import open_artifact, tool_versions
 from lotus_deploy.core.config import EngineKind, ExportConfig, ExportSettings, PrecisionSettings
 from lotus_deploy.core.safe_io import write_json_atomic, write_text_atomic
@@ -36,13 +37,7 @@ def _load(path: Path) -> dict:
 
 def shown(path: Path | str) -> str:
     """A path as the repository sees it (repo-relative or ../shared/...), never absolute."""
-    p = Path(path)
-    if not p.is_absolute():
-        return str(p)
-    for base, prefix in ((REPO, Path(".")), (REPO.parent, Path(".."))):
-        if p.resolve().is_relative_to(base):
-            return str(prefix / p.resolve().relative_to(base))
-    return f"<scratch>/{p.name}"
+    return shown_path(path, REPO)
 
 
 def export_stage(kind: str, fp32: Path, work: Path, calib: Path, size: int) -> dict:

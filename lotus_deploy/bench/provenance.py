@@ -18,6 +18,18 @@ LIBRARIES = (
 )
 
 
+def shown_path(path: Path | str, repo: Path) -> str:
+    """A path as a committed result may name it: repo-relative, ``../shared/...`` beside the checkout, or
+    ``<scratch>/NAME``; never absolute (results say how to regenerate them from any clone)."""
+    p = Path(path)
+    if not p.is_absolute():
+        return str(p)
+    for base, prefix in ((repo, Path(".")), (repo.parent, Path(".."))):
+        if p.resolve().is_relative_to(base):
+            return str(prefix / p.resolve().relative_to(base))
+    return f"<scratch>/{p.name}"
+
+
 def run_quietly(cmd: list[str], timeout: float = 10.0, cwd: Path | None = None) -> str | None:
     """stdout of a small command, or None when it is missing or fails."""
     if shutil.which(cmd[0]) is None:
