@@ -42,3 +42,39 @@ def test_activations_beyond_fp16_range_export_finite_and_within_the_gates(loud_f
     parity = result.manifest["parity"]
     assert parity["nan_inf_candidate"] == 0 and parity["passed"]
     assert parity["mean_abs"] <= parity["tolerances"]["mean_abs_max"] and parity["p99_abs"] <= parity["tolerances"]["p99_abs_max"]
+
+
+def test_keep_list_equals_the_one_from_a_plain_all_tensor_pass(loud_fp32: Path, tmp_path: Path) -> None:
+    """The scheduled range pass (reductions right after producers, node order, lean session) measures
+    the same thing as the plain one (every float tensor a graph output, ONNX Runtime's default session):
+    the keep list built from either is the same, on a checkpoint where it is not empty."""
+    import numpy as np
+    import onnx
+
+    from lotus_deploy.onnxrt import make_session
+    from lotus_deploy.precision import graph, inputs
+    from lotus_deploy.precision.fp16 import DEFAULT_HEADROOM, keep_list
+
+    parent = open_artifact(loud_fp32)
+    config = ExportConfig(model=parent.source_model, engine=EngineKind.ONNX_FP16, output=tmp_path / "unused",
+                          export=ExportSettings(parity_size=128), precision=PrecisionSettings(calib_size=128))
+    images = inputs.prepare(config, parent.shape, require_calib=False)
+    with graph.work_folder(parent.folder, under=tmp_path) as work:
+        scheduled = graph.collect_ranges(parent.folder, images.calib, len(images.calib), work, True)
+        model = graph.load_structure(parent.folder)
+        names = graph.float_tensors(model)
+        for name in names:
+            model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+        path = work / "plain.onnx"
+        graph.save_structure(model, path)
+        session = make_session(path)
+        plain: dict[str, tuple[float, float]] = {}
+        for batch in images.calib:
+            for name, value in zip(names, session.run(names, {"image": batch}), strict=True):
+                low, high = plain.get(name, (np.inf, -np.inf))
+                plain[name] = (min(low, float(value.min())), max(high, float(value.max())))
+    assert set(scheduled) == set(plain)
+    structure = graph.load_structure(parent.folder)
+    from_scheduled = [(k["node"], k["reason"].split(" max|x|")[0]) for k in keep_list(structure, scheduled, DEFAULT_HEADROOM)]
+    from_plain = [(k["node"], k["reason"].split(" max|x|")[0]) for k in keep_list(structure, plain, DEFAULT_HEADROOM)]
+    assert from_scheduled and sorted(from_scheduled) == sorted(from_plain)
