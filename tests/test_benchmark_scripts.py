@@ -134,3 +134,26 @@ def test_committed_export_memory_result_follows_the_rules() -> None:
     doc = json.loads((REPO / "benchmarks" / "results" / "export_memory.json").read_text())
     check_result(doc)
     assert doc["provenance"]["git"]["tracked_changes"] is False and [s["engine"] for s in doc["stages"]] == ["onnx", "onnx-fp16", "onnx-int8"]
+
+
+def test_rewritten_results_do_not_count_as_changed_code(tmp_path: Path) -> None:
+    """run_cpu_full.sh writes three results in turn: the later ones must not be labelled "tracked_changes"
+    because the first was just rewritten; a changed source file still is."""
+    import subprocess
+
+    from lotus_deploy.bench.provenance import git_state
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "results" / "a.json").write_text("{}")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "start")
+    assert git_state(tmp_path)["tracked_changes"] is False
+    (tmp_path / "benchmarks" / "results" / "a.json").write_text('{"new": 1}')
+    assert git_state(tmp_path)["tracked_changes"] is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_state(tmp_path)["tracked_changes"] is True

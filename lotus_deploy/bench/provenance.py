@@ -111,13 +111,23 @@ def library_versions() -> dict[str, str]:
     return tool_versions(*LIBRARIES)
 
 
+RESULTS_DIR = "benchmarks/results/"  # what benchmarks write: regenerating one result does not make the code "changed"
+
+
 def git_state(cwd: Path | None = None) -> dict[str, Any]:
+    """The commit, and whether any tracked file other than a committed result differs from it.
+
+    ``benchmarks/run_cpu_full.sh`` writes three results in turn into ``benchmarks/results/``; the second
+    must not be labelled as measured on changed code because the first was just rewritten.
+    """
     cwd = cwd or Path(__file__).resolve().parents[2]
     commit = run_quietly(["git", "rev-parse", "HEAD"], cwd=cwd)
     if commit is None:
         return {"commit": None}
-    dirty = run_quietly(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd)
-    return {"commit": commit, "tracked_changes": bool(dirty)}
+    changed = run_quietly(["git", "diff", "--name-only", "HEAD"], cwd=cwd)  # staged or not, tracked files only
+    if changed is None:
+        return {"commit": commit, "tracked_changes": None}
+    return {"commit": commit, "tracked_changes": any(not path.startswith(RESULTS_DIR) for path in changed.splitlines())}
 
 
 def machine_load() -> dict[str, Any]:
