@@ -30,7 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 SCRATCH = REPO / "benchmarks" / "scratch" / "export_memory"
 NAME = "export_memory"
-ENGINES = ("onnx", "onnx-fp16", "onnx-int8")
+ENGINES = ("onnx", "onnx-fp16", "onnx-int8", "openvino", "openvino-int8")
+DEFAULT_ENGINES = ENGINES[:3]
 PEAK_LIMIT = 2.0  # issue 14: every stage's peak within 2x the fp32 weight bytes
 FP16_TIME_LIMIT = 1.5  # and the fp16 stage within 1.5x the fp32 export's wall time
 
@@ -47,7 +48,7 @@ def run_stage(engine: str, args: argparse.Namespace, scratch: Path) -> dict[str,
             "--height", str(args.size), "--width", str(args.size), "--force", "--quiet", "--stage-report", str(report)]
     if args.parity_images:
         argv += ["--parity-images", str(Path(args.parity_images).resolve())]
-    if engine != "onnx":
+    if engine not in ("onnx", "openvino"):
         argv += ["--calib-dir", str(Path(args.calib_dir).resolve()), "--calib-size", str(args.size)]
     start = time.perf_counter()
     done = subprocess.run(argv, cwd=scratch, capture_output=True, text=True, check=False)  # default engines/ folders under scratch
@@ -92,14 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--parity-images", type=Path, help="photos for the export's parity check (default: synthetic)")
     p.add_argument("--calib-dir", type=Path, help="calibration photos for onnx-fp16 / onnx-int8 (required for them)")
-    p.add_argument("--engines", default=",".join(ENGINES), help=f"comma-separated, in order (default {','.join(ENGINES)})")
+    p.add_argument("--engines", default=",".join(DEFAULT_ENGINES), help=f"comma-separated, in order, among {','.join(ENGINES)} (default {','.join(DEFAULT_ENGINES)})")
     p.add_argument("--scratch", type=Path, default=SCRATCH, help="where the artifacts go (default benchmarks/scratch/export_memory)")
     p.add_argument("--out", type=Path, default=RESULTS, help="results folder (default benchmarks/results)")
     args = p.parse_args(argv)
     engines = [e for e in args.engines.split(",") if e]
     unknown = [e for e in engines if e not in ENGINES]
-    if unknown or (any(e != "onnx" for e in engines) and args.calib_dir is None):
-        raise SystemExit(f"engines must be among {ENGINES}; onnx-fp16/onnx-int8 need --calib-dir (got {engines})")
+    if unknown or (any(e not in ("onnx", "openvino") for e in engines) and args.calib_dir is None):
+        raise SystemExit(f"engines must be among {ENGINES}; onnx-fp16, onnx-int8 and openvino-int8 need --calib-dir (got {engines})")
     from lotus_deploy.bench.provenance import collect
 
     provenance = collect()  # at the start: the commit and tree state the measurements ran on

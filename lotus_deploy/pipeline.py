@@ -48,6 +48,8 @@ def _settings_match(artifact: Artifact, config: ExportConfig) -> list[str]:
         wanted["groupnorm"] = (m.get("export", {}).get("groupnorm"), config.export.groupnorm)
         if config.export.split:
             wanted["split graphs"] = ("split" in m, True)
+    if config.engine is EngineKind.OPENVINO:
+        wanted["weights compressed to fp16"] = (m.get("openvino", {}).get("compress_to_fp16"), config.openvino.compress_to_fp16)
     return [f"{key} {have!r} (wanted {want!r})" for key, (have, want) in wanted.items() if have != want]
 
 
@@ -78,6 +80,14 @@ def run_stage(parent: Artifact, config: ExportConfig, quiet: bool = False) -> Ex
         from .precision import export_int8
 
         return export_int8(parent, config, quiet)
+    if config.engine is EngineKind.OPENVINO:
+        from .openvino import export_openvino
+
+        return export_openvino(parent, config, quiet)
+    if config.engine is EngineKind.OPENVINO_INT8:
+        from .openvino import export_openvino_int8
+
+        return export_openvino_int8(parent, config, quiet)
     if config.engine.is_tensorrt:
         from .runtime.engine_parity import engine_parity
         from .tensorrt.build import build_engine_artifact
@@ -97,6 +107,8 @@ def required_modules(config: ExportConfig) -> list[str]:
         fp32 = parent_config(fp32)
     if fp32 is config or not holds_artifact(fp32.artifact_dir):
         needed += [*EXPORT_MODULES, *(["onnxruntime", "polygraphy"] if config.export.parity else [])]
+    if config.engine.is_openvino:
+        return [*needed, "openvino", "onnxruntime", "polygraphy", *(["nncf"] if config.engine is EngineKind.OPENVINO_INT8 else [])]
     if config.engine.precision is not Precision.FP32:
         needed += ["onnx", "onnxruntime", "polygraphy"] + (["onnxconverter_common"] if config.engine.precision is Precision.FP16 else [])
     return needed
@@ -164,7 +176,7 @@ def run_export(config: ExportConfig, quiet: bool = False) -> ExportResult:
         check_artifact_output(config.artifact_dir, config.force)
         if config.engine is EngineKind.ONNX:
             return export_onnx(config, quiet=quiet)
-        if config.engine.precision is not Precision.FP32:
+        if config.engine.precision is not Precision.FP32:  # onnx-int8, openvino-int8 ...
             from .precision import validate_inputs
 
             validate_inputs(config)  # --calib-dir / --eval-dir readable? (before building any parent)

@@ -23,6 +23,7 @@ STAGES: tuple[tuple[str, ...], ...] = (
     ("export",),
     ("precision",),
     ("tensorrt",),
+    ("openvino",),
     ("runtime",),
     ("stream",),
     ("bench",),

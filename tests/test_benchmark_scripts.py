@@ -157,3 +157,18 @@ def test_rewritten_results_do_not_count_as_changed_code(tmp_path: Path) -> None:
     assert git_state(tmp_path)["tracked_changes"] is False
     (tmp_path / "code.py").write_text("x = 2\n")
     assert git_state(tmp_path)["tracked_changes"] is True
+
+
+def test_openvino_cpu_script_smoke(tmp_path: Path) -> None:
+    """OpenVINO vs ONNX Runtime vs eager at builtin:tiny size: exports, one lotus-bench per size, the ISA case and its goals."""
+    need_all("torch", "onnxruntime", "openvino", "nncf", "polygraphy")
+    images = SHARED / "images"
+    if not images.is_dir():
+        pytest.skip(f"real photos not found at {images}")
+    _run_script("openvino_cpu.py", ["--model", "builtin:tiny", "--calib-dir", str(images), "--calib-size", "128", "--images", str(images),
+                                    "--sizes", "64:1", "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out")])
+    doc = json.loads((tmp_path / "out" / "openvino_cpu.json").read_text())
+    check_result(doc)
+    assert doc["case"] in ("amx", "no-amx") and doc["goals"] and all(isinstance(g["met"], bool) for g in doc["goals"])
+    assert doc["ratios"]["64"]["f32"] > 0 and [a["engine"] for a in doc["artifacts"]] == ["onnx", "openvino", "openvino-int8"]
+    assert doc["artifacts"][2]["int8_mac_share"] > 0 and (tmp_path / "out" / "openvino_cpu.md").is_file()

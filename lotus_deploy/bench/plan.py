@@ -49,19 +49,35 @@ def is_tensorrt_backend(name: str) -> bool:
     return "tensorrt" in name or name.startswith("trt")
 
 
-def accepts(backend: str, artifact: Artifact) -> bool:
+def split_spec(spec: str) -> tuple[str, str]:
+    """'openvino:bf16' -> ('openvino', 'bf16'): a backend and its precision variant ('' for none)."""
+    name, _, variant = spec.partition(":")
+    return name, variant
+
+
+def accepts(backend: str, artifact: Artifact, with_ir: bool = False) -> bool:
+    """Whether ``backend`` runs ``artifact``; OpenVINO runs IR artifacts, and ONNX ones only in a run without any IR."""
+    backend, _ = split_spec(backend)
     if backend.startswith("torch"):
         return True
     if is_tensorrt_backend(backend):
         return artifact.kind == "tensorrt"
+    if backend == "openvino":
+        return artifact.kind == "openvino" or (artifact.kind == "onnx" and not with_ir)
     return artifact.kind == "onnx"
 
 
 def check_backends(backends: list[str]) -> None:
+    from ..openvino.device import PRECISIONS
+
     known = backend_names()
-    for name in backends:
+    for spec in backends:
+        name, variant = split_spec(spec)
         if name not in known:
             raise ConfigError(f"unknown backend {name!r}", f"choose from: {', '.join(known)}")
+        if variant and (name != "openvino" or variant not in PRECISIONS):
+            raise ConfigError(f"backend {spec!r}: only openvino takes a precision after ':'",
+                              f"use openvino:{'|openvino:'.join(PRECISIONS)}, or {name} alone")
 
 
 def plan(backends: list[str], artifacts: list[Artifact], stages: bool = False, options: dict[str, dict[str, Any]] | None = None) -> list[Candidate]:
@@ -74,10 +90,12 @@ def plan(backends: list[str], artifacts: list[Artifact], stages: bool = False, o
     options = options or {}
     candidates: list[Candidate] = []
     seen_torch: set[tuple[str, str]] = set()
+    with_ir = any(a.kind == "openvino" for a in artifacts)
     for artifact in artifacts:
-        for backend in backends:
-            if not accepts(backend, artifact):
+        for spec in backends:
+            if not accepts(spec, artifact, with_ir):
                 continue
+            backend, variant = split_spec(spec)
             if backend.startswith("torch"):
                 key = (backend, artifact.source_model)
                 if key in seen_torch:
@@ -86,17 +104,18 @@ def plan(backends: list[str], artifacts: list[Artifact], stages: bool = False, o
                 label, precision = TORCH_LABELS.get(backend, backend), "fp32"
             else:
                 precision = artifact.precision.value
-                label = f"{backend} {precision}"
+                label = f"{spec} {precision}" + (" IR" if artifact.kind == "openvino" else "")
             graph = artifact.model_path if artifact.kind == "onnx" else None
+            extra = {"precision": variant} if variant else {}
             candidates.append(Candidate(f"c{len(candidates)}", label, backend, precision, artifact.source_model, artifact, graph=graph,
-                                        options=dict(options.get(backend, {}))))
+                                        options={**options.get(spec, {}), **extra}))
         if stages and artifact.kind == "onnx" and STAGE_BACKEND in backends:
             for stage, path in split_paths(artifact.folder).items():
                 label = f"{STAGE_BACKEND} {artifact.precision.value} · {stage}"
                 candidates.append(Candidate(f"c{len(candidates)}", label, STAGE_BACKEND, artifact.precision.value, artifact.source_model,
                                             artifact, stage=stage, graph=path, options=dict(options.get(STAGE_BACKEND, {}))))
     if not candidates:
-        raise ConfigError(f"no backend in {backends} can run the given artifacts", "onnxruntime runs ONNX artifacts, tensorrt runs engines, torch runs any")
+        raise ConfigError(f"no backend in {backends} can run the given artifacts", "onnxruntime runs ONNX artifacts, tensorrt runs engines, openvino runs OpenVINO IR (and ONNX), torch runs any")
     _disambiguate(candidates)
     return candidates
 

@@ -127,7 +127,8 @@ def _start_workers(candidates: Sequence[Candidate], settings: BenchSettings, row
             say(settings, f"    failed: {exc}")
             continue
         workers[cand.id] = worker
-        rows[cand.id].update(load_s=worker.info["load_s"], rss_after_load_mib=worker.info.get("rss_after_load_mib"), providers=worker.info.get("providers"))
+        rows[cand.id].update(load_s=worker.info["load_s"], rss_after_load_mib=worker.info.get("rss_after_load_mib"), providers=worker.info.get("providers"),
+                             backend_details=worker.info.get("details"))
         if worker.info.get("precision"):
             rows[cand.id]["precision"] = worker.info["precision"]
         say(settings, f"    loaded in {worker.info['load_s']:.1f} s")
@@ -256,6 +257,8 @@ def run_scenario(height: int, width: int, batch_size: int, candidates: Sequence[
             results.append(row)
             continue
         stats = summarize(samples[cand.id])
+        info = workers[cand.id].info
+        row.update(precision=info.get("precision") or cand.precision, backend_details=info.get("details"))  # what actually ran
         count = flop_counts.get(cand.id) or {}
         flops_per_batch = count.get("flops")
         row.update(latencies_s=[round(s, 6) for s in samples[cand.id]], stats=stats.to_json(),

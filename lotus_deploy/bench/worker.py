@@ -21,6 +21,7 @@ import numpy as np
 
 from ..core.deps import require
 from ..core.errors import LotusError
+from ..runtime.base import describe_backend
 from .memory import PeakRssSampler
 
 
@@ -106,7 +107,7 @@ def serve(conn: Connection, spec: WorkerSpec) -> None:
         start = time.perf_counter()
         backend = _load(spec)
         info = {"load_s": round(time.perf_counter() - start, 3), "pid": os.getpid(), "precision": getattr(backend, "precision", None),
-                "providers": getattr(backend, "providers", None), "rss_after_load_mib": _rss_mib()}
+                "providers": getattr(backend, "providers", None), "rss_after_load_mib": _rss_mib(), "details": describe_backend(backend)}
         conn.send(("ok", info))
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent as one line
         conn.send(("error", _one_line(exc)))

@@ -101,6 +101,33 @@ def add_runtime_arguments(p: argparse.ArgumentParser, batch_default: int, batch_
     p.add_argument("--fail-fast", action="store_true", help="stop at the first unreadable input (default: report it, go on, exit 2 at the end)")
     p.add_argument("--max-image-pixels", type=int, help="raise Pillow's decompression-bomb limit to this many pixels (0: no limit)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_openvino_arguments(p.add_argument_group("OpenVINO (--backend openvino)"))
+
+
+OPENVINO_FLAGS = ("ov_device", "ov_precision")
+
+
+def add_openvino_arguments(g: Any) -> None:
+    """--ov-device / --ov-precision (the choices live in lotus_deploy.openvino.device)."""
+    from ..openvino.device import DEVICES, PRECISIONS
+
+    g.add_argument("--ov-device", default="CPU", help=f"OpenVINO device: {', '.join(DEVICES)} (default %(default)s)")
+    g.add_argument("--ov-precision", choices=PRECISIONS, default="auto",
+                   help="inference precision; auto = the device's default (bf16 on CPUs with native bf16); the one used is recorded (default %(default)s)")
+
+
+def backend_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword options for the chosen backend: the checkpoint pair for torch, device and precision for openvino."""
+    options = checkpoint_options(args)
+    if args.backend == "openvino":
+        options.update(device=args.ov_device, precision=args.ov_precision)
+    return options
+
+
+def warn_backend_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Flags of one backend given with another (a warning, never an error)."""
+    if args.backend != "openvino":
+        warn_unused(parser, args, OPENVINO_FLAGS, f"with --backend {args.backend} (they apply to --backend openvino)")
 
 
 def enum_choice(kind: type[E]) -> Callable[[str], E]:

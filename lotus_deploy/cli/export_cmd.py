@@ -15,6 +15,7 @@ from ..core.config import (
     EngineKind,
     ExportConfig,
     ExportSettings,
+    OpenVINOSettings,
     OutputMeaning,
     Precision,
     PrecisionSettings,
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=DEFAULT_MODEL, help="hub id, local diffusers folder, or builtin:tiny / builtin:full (default: %(default)s)")
     p.add_argument("--task", type=enum_choice(Task), help="depth or normal (inferred for the released Lotus-D ids)")
     p.add_argument("--output-meaning", type=enum_choice(OutputMeaning), help="depth or disparity for depth models (inferred for released ids)")
-    p.add_argument("--engine", type=enum_choice(EngineKind), default=EngineKind.ONNX, help="onnx, onnx-fp16, onnx-int8, trt-fp32, trt-fp16, trt-int8 (default: onnx)")
+    p.add_argument("--engine", type=enum_choice(EngineKind), default=EngineKind.ONNX, help="onnx, onnx-fp16, onnx-int8, trt-fp32, trt-fp16, trt-int8, openvino, openvino-int8 (default: onnx)")
     p.add_argument("--output", type=Path, help="artifact folder (default: engines/<model>-<task>-<engine>[-HxW])")
     p.add_argument("--height", type=int, help="static graph height (multiple of 64); default: dynamic")
     p.add_argument("--width", type=int, help="static graph width (multiple of 64); default: dynamic")
@@ -60,13 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="start even when MemAvailable is below the estimated need (k x the fp32 weights; see docs/export.md)")
     mem.add_argument("--stage-report", type=Path, metavar="FILE",
                      help="write each step's wall time and peak resident memory (Linux) to FILE as JSON")
-    prec = p.add_argument_group("precision (onnx-fp16, onnx-int8)")
+    prec = p.add_argument_group("precision (onnx-fp16, onnx-int8, openvino-int8)")
     prec.add_argument("--calib-dir", type=Path, help="calibration images (int8; fp16 range analysis)")
     prec.add_argument("--eval-dir", type=Path, help="held-out images for the accuracy report (default: a deterministic split of --calib-dir)")
     prec.add_argument("--calib-count", type=int, default=field_default(PrecisionSettings, "calib_count"), help="maximum calibration images (default %(default)s)")
     prec.add_argument("--calib-size", type=int, default=field_default(PrecisionSettings, "calib_size"), help="processing resolution for calibration (default %(default)s)")
     prec.add_argument("--accuracy-target", type=float, help="target vs the fp32 graph: AbsRel after scale+shift for depth, mean angle in degrees for normals (defaults: fp16 0.005 / 0.5°, int8 0.02 / 3°)")
     add_engine_arguments(p.add_argument_group("TensorRT (trt-*)"))
+    ov = p.add_argument_group("OpenVINO (openvino)")
+    ov.add_argument("--compress-to-fp16", action="store_true",
+                    help="store the IR's weights in fp16 (half the size; usually misses the fp32 rule: see docs/openvino.md)")
     p.add_argument("--quiet", action="store_true", help="print only the result")
     return p
 
@@ -81,6 +85,7 @@ def config_from_args(args: argparse.Namespace) -> ExportConfig:
         precision=PrecisionSettings(calib_dir=args.calib_dir, eval_dir=args.eval_dir, calib_count=args.calib_count,
                                     calib_size=args.calib_size, accuracy_target=args.accuracy_target),
         tensorrt=engine_settings(args),
+        openvino=OpenVINOSettings(compress_to_fp16=args.compress_to_fp16),
     )
 
 
@@ -92,9 +97,11 @@ def warn_ignored_flags(parser: argparse.ArgumentParser, args: argparse.Namespace
     """One warning line per group of flags that do nothing for the chosen --engine (never an error)."""
     engine: EngineKind = args.engine
     if engine.precision is Precision.FP32:
-        warn_unused(parser, args, PRECISION_FLAGS, f"with --engine {engine.value} (they apply to onnx-fp16/onnx-int8 and trt-fp16/trt-int8)")
+        warn_unused(parser, args, PRECISION_FLAGS, f"with --engine {engine.value} (they apply to onnx-fp16/onnx-int8, trt-fp16/trt-int8 and openvino-int8)")
     if not engine.is_tensorrt:
         warn_unused(parser, args, TENSORRT_FLAGS, f"with --engine {engine.value} (they apply to trt-* engines)")
+    if engine is not EngineKind.OPENVINO:
+        warn_unused(parser, args, ("compress_to_fp16",), f"with --engine {engine.value} (it applies to openvino)")
     if not args.parity:
         warn_unused(parser, args, ("parity_images", "parity_size", "atol"), "with --no-parity")
 

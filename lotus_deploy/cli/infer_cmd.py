@@ -14,7 +14,16 @@ from ..image.input_plan import plan_inputs
 from ..image.preprocess import set_max_image_pixels
 from ..runtime.batch import SUMMARY_NAME, OnExisting
 from ..stream.video import is_video_path
-from .common import EXIT_INTERRUPTED, EXIT_USER_ERROR, add_runtime_arguments, checkpoint_options, open_for_backend, run_main, warn_unused
+from .common import (
+    EXIT_INTERRUPTED,
+    EXIT_USER_ERROR,
+    add_runtime_arguments,
+    backend_options,
+    open_for_backend,
+    run_main,
+    warn_backend_flags,
+    warn_unused,
+)
 from .video_cmd import IMAGE_ONLY_FLAGS, add_video_arguments, run_video
 
 
@@ -43,6 +52,7 @@ def _warn_ignored(parser: argparse.ArgumentParser, args: argparse.Namespace, is_
         warn_unused(parser, args, IMAGE_ONLY_FLAGS, "for a video or camera")
     else:
         warn_unused(parser, args, VIDEO_ONLY_FLAGS, "for images (they apply to videos and cameras)")
+    warn_backend_flags(parser, args)
     if args.backend != "torch" or args.artifact is not None:
         warn_unused(parser, args, ("model",), "without --backend torch and no --artifact")
         warn_unused(parser, args, ("task",), "with an artifact: its manifest says the task")
@@ -64,7 +74,7 @@ def _body(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return run_video(args)  # videos and cameras: lotus_deploy/cli/video_cmd.py
     if not args.inputs:
         raise ConfigError("no inputs given", "pass image files or folders, one video file, or --camera N")
-    options = checkpoint_options(args)
+    options = backend_options(args)
     if args.backend not in backend_names():
         raise ConfigError(f"unknown backend {args.backend!r}", f"choose one of: {', '.join(backend_names())}")
     on_existing: OnExisting = "overwrite" if args.force else "skip" if args.resume else "refuse"

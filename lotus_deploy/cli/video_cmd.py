@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..core.deps import require_all
 from ..core.errors import ConfigError
-from .common import EXIT_INTERRUPTED, add_runtime_arguments, checkpoint_options, open_for_backend, run_main, warn_unused
+from .common import EXIT_INTERRUPTED, add_runtime_arguments, backend_options, open_for_backend, run_main, warn_backend_flags, warn_unused
 
 
 def add_video_arguments(p: argparse.ArgumentParser) -> None:
@@ -40,7 +40,7 @@ def run_video(args: argparse.Namespace) -> int:
     from ..runtime.estimator import DepthEstimator
     from ..stream.depth_video import VideoOptions, run_depth_video
 
-    backend_options = checkpoint_options(args)
+    options_for_backend = backend_options(args)
     inputs = list(args.inputs or [])
     if args.camera is not None and inputs:
         raise ConfigError("both --camera and input files given", "run a camera or files, not both")
@@ -53,7 +53,7 @@ def run_video(args: argparse.Namespace) -> int:
                            save_frames=not args.no_frames, fourcc=args.fourcc, force=args.force, quiet=args.quiet)
     artifact = None if args.artifact is None else open_for_backend(args.artifact, args.backend)  # a bare engine too
     estimator = DepthEstimator(artifact, backend=args.backend, processing_res=args.processing_res,
-                               resample=args.resample, batch_size=args.batch_size, **backend_options)
+                               resample=args.resample, batch_size=args.batch_size, **options_for_backend)
     with estimator:
         summary = run_depth_video(estimator, source, args.output, options)
     keys = ("source", "frames_read", "frames_processed", "failed_frames", "pending_at_interrupt", "nonfinite_frames", "stop_reason", "video", "fps_processed")
@@ -74,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body(args: argparse.Namespace) -> int:
         warn_unused(parser, args, IMAGE_ONLY_FLAGS, "for a video or camera")
+        warn_backend_flags(parser, args)
         return run_video(args)
 
     return run_main(body, parser, argv, interrupted="interrupted before the first frame; nothing was written")

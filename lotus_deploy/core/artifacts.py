@@ -31,7 +31,10 @@ PARITY = "parity.json"
 ONNX_FILE = "model.onnx"
 ONNX_DATA = "model.onnx.data"
 ENGINE_FILE = "model.engine"
-MODEL_FILES = (ONNX_FILE, ENGINE_FILE)
+IR_FILE = "model.xml"  # OpenVINO IR: the topology; its weights are IR_WEIGHTS beside it
+IR_WEIGHTS = "model.bin"
+MODEL_FILES = (ONNX_FILE, ENGINE_FILE, IR_FILE)
+MODEL_FILE_OF_KIND = {"onnx": ONNX_FILE, "tensorrt": ENGINE_FILE, "openvino": IR_FILE}
 SPLIT_DIR = "split"
 SPLIT_JSON = "split.json"
 _CHUNK = 1 << 22
@@ -257,7 +260,7 @@ class Artifact:
 
     @property
     def model_path(self) -> Path:
-        return self.folder / (ENGINE_FILE if self.kind == "tensorrt" else ONNX_FILE)
+        return self.folder / MODEL_FILE_OF_KIND.get(self.kind, ONNX_FILE)
 
     @property
     def task(self) -> Task:

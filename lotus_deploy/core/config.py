@@ -40,7 +40,7 @@ class Precision(str, enum.Enum):
 
 
 class EngineKind(str, enum.Enum):
-    """What ``--engine`` asks for: an ONNX graph of some precision, or a TensorRT engine."""
+    """What ``--engine`` asks for: an ONNX graph of some precision, a TensorRT engine, or an OpenVINO IR."""
 
     ONNX = "onnx"
     ONNX_FP16 = "onnx-fp16"
@@ -48,6 +48,8 @@ class EngineKind(str, enum.Enum):
     TRT_FP32 = "trt-fp32"
     TRT_FP16 = "trt-fp16"
     TRT_INT8 = "trt-int8"
+    OPENVINO = "openvino"
+    OPENVINO_INT8 = "openvino-int8"
 
     @property
     def precision(self) -> Precision:
@@ -60,6 +62,10 @@ class EngineKind(str, enum.Enum):
     @property
     def is_tensorrt(self) -> bool:
         return self.value.startswith("trt")
+
+    @property
+    def is_openvino(self) -> bool:
+        return self.value.startswith("openvino")
 
     @property
     def onnx_parent(self) -> EngineKind:
@@ -183,6 +189,13 @@ class EngineSettings:
 
 
 @dataclass(frozen=True)
+class OpenVINOSettings:
+    """How an OpenVINO IR is written (``--engine openvino``/``openvino-int8``)."""
+
+    compress_to_fp16: bool = False  # openvino.save_model's own default is True: fp16 weights, not what the fp32 rule checks
+
+
+@dataclass(frozen=True)
 class ExportConfig:
     """What to make (model, task, engine, where, static shape) and each stage's settings, validated at construction."""
 
@@ -198,6 +211,7 @@ class ExportConfig:
     export: ExportSettings = field(default_factory=ExportSettings)
     precision: PrecisionSettings = field(default_factory=PrecisionSettings)
     tensorrt: EngineSettings = field(default_factory=EngineSettings)
+    openvino: OpenVINOSettings = field(default_factory=OpenVINOSettings)
 
     def __post_init__(self) -> None:
         if (self.height is None) != (self.width is None):

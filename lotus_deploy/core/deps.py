@@ -24,6 +24,8 @@ _EXTRAS: dict[str, tuple[str, str]] = {
     "tensorrt": ("trt-cu12", "TensorRT Python bindings (on Jetson they come with JetPack; CUDA 13 desktops: the trt-cu13 extra)"),
     "cuda": ("trt-cu12", "cuda-python of your CUDA major (cuda-python>=12,<13 for CUDA 12; the trt-cu13 extra for CUDA 13)"),
     "cv2": ("video", "opencv-python-headless"),
+    "openvino": ("openvino", "OpenVINO (runtime and ONNX converter)"),
+    "nncf": ("openvino-int8", "NNCF (OpenVINO's quantizer)"),
     "matplotlib": ("bench", "matplotlib"),
     "psutil": ("bench", "psutil"),
 }

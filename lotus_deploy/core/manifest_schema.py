@@ -13,7 +13,7 @@ from typing import Any
 
 from .config import EngineKind, OutputMeaning, Precision, Task
 
-KINDS = ("onnx", "tensorrt")
+KINDS = ("onnx", "tensorrt", "openvino")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 

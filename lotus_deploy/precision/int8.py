@@ -37,7 +37,7 @@ import inspect
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -209,7 +209,7 @@ def int8_nodes(model: Any) -> set[str]:
     return {n.name for n in model.graph.node if n.op_type in COMPUTE_OPS and getattr(producers.get(n.input[0]), "op_type", "") == "DequantizeLinear"}
 
 
-def _probe(images: inputs.ImageSet, config: ExportConfig, shape: Any) -> np.ndarray:
+def probe_batch(images: inputs.ImageSet, config: ExportConfig, shape: Any) -> np.ndarray:
     """The first calibration image at half the calibration size (at least 64): ranks groups 4x faster."""
     from ..image.preprocess import load_image, preprocess
 
@@ -234,7 +234,7 @@ def export_int8(parent: Artifact, config: ExportConfig, quiet: bool = False) -> 
             ranges, ranges_path, calib_info = common.cached_ranges(parent, images, config, shape, work, steps, quiet, "compute-inputs")
         with steps.step(f"fp32 reference on {len(images.eval_names)} held-out images ({images.eval_source}) and the probe"):
             reference = common.reference_outputs(parent, images, config, steps)
-            probe = _probe(images, config, shape)
+            probe = probe_batch(images, config, shape)
             probe_reference = run_graph(parent.model_path, shape, probe)
         with steps.step("quantizing (Q/DQ, symmetric int8, per-channel weights)"):
             structure = load_structure(parent.folder)
@@ -252,7 +252,7 @@ def export_int8(parent: Artifact, config: ExportConfig, quiet: bool = False) -> 
         cache_key = {"ranges": str(ranges_path), "kept": sorted(kept_rules), "groups": groups, "probe": [images.calib_names[0], list(probe.shape)],
                      "metric": target.metric, "quantizer": QUANT_SETTINGS}
         sensitivity_cache = ranges_path.parent / f"sensitivity-{common.digest(cache_key)}.json"
-        search = _search(variants, groups, macs, images, reference, probe, probe_reference, target, shape, steps, quiet, sensitivity_cache)
+        search = search_groups(variants, groups, macs, images, reference, probe, probe_reference, target, shape, steps, quiet, sensitivity_cache)
         returned: set[str] = {n for g in search["returned_groups"] for n in groups[g]}
         with steps.step("publishing (fp32 I/O, external data)"):
             final_path = variants.save(returned)
@@ -310,7 +310,13 @@ def check_int8_left(int8_nodes: int, share: float) -> None:
                           "nothing was published; use --engine onnx-fp16 for this checkpoint, or relax --accuracy-target knowingly")
 
 
-def _search(variants: Variants, groups: dict[str, list[str]], macs: dict[str, int], images: inputs.ImageSet, reference: np.ndarray,
+class VariantSet(Protocol):
+    """Graphs that differ from a quantized base in which nodes run in float (ONNX Q/DQ here, OpenVINO FakeQuantize too)."""
+
+    def error(self, nodes: set[str], batch: np.ndarray, reference: np.ndarray, target: common.Target, shape: Any) -> tuple[float, Any]: ...
+
+
+def search_groups(variants: VariantSet, groups: dict[str, list[str]], macs: dict[str, int], images: inputs.ImageSet, reference: np.ndarray,
             probe: np.ndarray, probe_reference: np.ndarray, target: common.Target, shape: Any, steps: Steps, quiet: bool,
             sensitivity_cache: Path | None = None) -> dict[str, Any]:
     """Return the fewest most-sensitive groups to fp32 that make the held-out images meet the target."""
@@ -373,4 +379,4 @@ def _search(variants: Variants, groups: dict[str, list[str]], macs: dict[str, in
     return result
 
 
-__all__ = ["export_int8", "default_kept", "int8_nodes", "Variants", "CPU_LABEL"]
+__all__ = ["export_int8", "default_kept", "int8_nodes", "probe_batch", "search_groups", "Variants", "CPU_LABEL"]

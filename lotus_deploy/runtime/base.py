@@ -37,9 +37,19 @@ _REGISTRY: dict[str, str] = {
     "tensorrt": "lotus_deploy.runtime.trt_backend:TensorRTBackend",
     "ort-cuda": "lotus_deploy.runtime.ort_gpu:OrtCudaBackend",
     "ort-trt": "lotus_deploy.runtime.ort_gpu:OrtTensorRTBackend",
+    "openvino": "lotus_deploy.runtime.openvino_backend:OpenVINOBackend",
     "torch-upstream": "lotus_deploy.runtime.torch_variants:TorchUpstreamBackend",
     "torch-optimized": "lotus_deploy.runtime.torch_variants:TorchOptimizedBackend",
 }
+
+
+def describe_backend(backend: Backend) -> dict[str, object]:
+    """What a loaded backend runs on, for summaries and bench rows (its ``describe()`` when it has one)."""
+    info: dict[str, object] = {"name": getattr(backend, "name", type(backend).__name__)}
+    describe = getattr(backend, "describe", None)
+    if callable(describe):
+        info.update(describe())
+    return info
 
 
 def register_backend(name: str, target: str) -> None:

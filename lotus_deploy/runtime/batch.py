@@ -20,6 +20,7 @@ from ..core.errors import ArtifactExistsError, LotusError, OutputPathError
 from ..core.safe_io import check_writable_folder, ensure_folder, write_json_atomic
 from ..image.input_plan import InputPlan, PlannedInput
 from ..image.postprocess import output_names
+from .base import describe_backend
 from .estimator import DepthEstimator, Prediction
 
 SUMMARY_NAME = "summary.json"
@@ -41,12 +42,14 @@ class BatchSummary:
     seconds: float = 0.0
     meaning: str = ""
     backend: str = ""
+    backend_details: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "output": str(self.output),
             "meaning": self.meaning,
             "backend": self.backend,
+            "backend_details": self.backend_details,
             "counts": {"done": len(self.done), "skipped_existing": len(self.skipped_existing), "hidden_skipped": len(self.hidden_skipped),
                        "failed": len(self.failed), "not_processed": len(self.not_processed)},
             "done": self.done,
@@ -114,6 +117,7 @@ def run_batch(estimator: DepthEstimator, plan: InputPlan, output: Path, on_exist
     say = report or (lambda line: print(line, file=sys.stderr))
     todo = check_results_folder(output, plan, on_existing)
     summary = BatchSummary(output=output, meaning=estimator.meaning.value, backend=type(estimator.backend).__name__,
+                           backend_details=describe_backend(estimator.backend),
                            hidden_skipped=[str(p) for p in plan.hidden_skipped])
     todo_keys = {item.key for item in todo}
     summary.skipped_existing = [str(item.path) for item in plan.inputs if item.key not in todo_keys]
