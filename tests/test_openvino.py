@@ -258,3 +258,14 @@ def test_bench_has_one_row_per_openvino_precision(ir: Path, tiny_depth_onnx: Pat
     if NATIVE_BF16:
         assert used["openvino:bf16 fp32 IR"] == ("bf16", "bf16")
     assert all("stats" in row for row in rows)
+
+
+def test_lotus_inspect_reads_the_ir_and_explains_polygraphy(ir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lotus_deploy.cli.inspect_cmd import main
+
+    assert main([str(ir)]) == 0
+    out = capsys.readouterr().out
+    assert "read from model.xml with OpenVINO" in out and "image    f32      [?, 3, ?, ?]" in out
+    assert ("bf16 check skipped" in out) != NATIVE_BF16
+    assert main([str(ir), "--polygraphy"]) == 2
+    assert "Polygraphy cannot run" in capsys.readouterr().err

@@ -74,6 +74,16 @@ def engine_io_rows(path: Path) -> list[dict[str, Any]]:
             for t in engine_io(trt, engine)]
 
 
+def ir_io(path: Path) -> list[dict[str, Any]]:
+    """I/O of an OpenVINO IR (needs the openvino extra; reads the topology only)."""
+    from ..openvino.device import make_core
+
+    model = make_core().read_model(str(path))
+    return [{"direction": direction, "name": port.get_any_name(), "dtype": str(port.get_element_type().get_type_name()),
+             "shape": [str(d) if d.is_dynamic else d.get_length() for d in port.get_partial_shape()]}
+            for direction, ports in (("input", model.inputs), ("output", model.outputs)) for port in ports]
+
+
 def contract_io(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     contract = manifest.get("contract") or {}
     rows = []
@@ -89,6 +99,11 @@ def read_io(model_path: Path, kind: str, manifest: dict[str, Any] | None) -> tup
         if kind == "tensorrt":
             return engine_io_rows(model_path), f"read from {model_path.name} with TensorRT"
         from ..core.deps import available
+
+        if kind == "openvino":
+            if available("openvino"):
+                return ir_io(model_path), f"read from {model_path.name} with OpenVINO"
+            raise ArtifactError("openvino is not installed", "pip install 'lotus-deploy[openvino]'")
 
         if available("onnx"):
             return onnx_io(model_path), f"read from {model_path.name}"
@@ -191,6 +206,10 @@ def render(report: dict[str, Any]) -> str:
     if m.get("parity"):
         parity = m["parity"]
         lines.append(f"parity     max|Δ| {parity.get('max_abs'):.3g}, passed {parity.get('passed')} (tolerances {parity.get('tolerances')})")
+        if isinstance(parity.get("bf16"), dict):
+            from ..openvino.parity import describe_bf16
+
+            lines.append(f"           {describe_bf16(parity['bf16'])}")
     if report["files"]:
         lines.append("files")
         for row in report["files"]:
@@ -210,6 +229,9 @@ def polygraphy_lines(path: Path, out: Path | None, image_dir: Path | None, hashe
         raise ArtifactError(f"{path} has no {MANIFEST}: there is no parity record to re-check",
                             "point at an artifact folder written by lotus-export or lotus-build")
     artifact = open_artifact(folder, check_hashes=hashes)
+    if artifact.kind == "openvino":
+        raise ArtifactError(f"{folder} is an OpenVINO IR, which Polygraphy cannot run (it has ONNX Runtime and TensorRT runners)",
+                            "its parity.json records the f32 and bf16 checks; re-check the fp32 parent with lotus-inspect --polygraphy")
     checks = checks_from_parity(artifact.manifest.get("parity"))
     if not checks:
         raise ArtifactError(f"{folder} has no parity record (exported with --no-parity?), so its tolerances are unknown",
