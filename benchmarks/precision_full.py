@@ -58,7 +58,8 @@ def export_stage(kind: str, fp32: Path, work: Path, calib: Path, size: int) -> d
         out.update(int8_mac_share=d["int8_mac_share"], macs_per_image=d["macs_per_image"], int8_nodes=d["int8_nodes"],
                    returned_groups=[(g["group"], g["sensitivity"]) for g in d["returned_groups"]], blocked_by=d["blocked_by"],
                    search_seconds=d["search"].get("seconds"), search_evaluations=d["search"].get("evaluations"),
-                   calibration_seconds=d["calibration"].get("seconds"), kept_by_rule=len(d["kept_by_rule"]), images=d["images"])
+                   calibration_seconds=d["calibration"].get("seconds"), kept_by_rule=len(d["kept_by_rule"]), images=d["images"],
+                   calibration_reused=d["calibration"].get("reused"), sensitivity_cache_reused=(d["search"].get("sensitivity_cache") or {}).get("reused"))
     else:
         d = m["fp16"]
         out.update(kept_fp32_nodes=d["kept_fp32_nodes"], kept_fp32_op_types=d["kept_fp32_op_types"], rounds=d["rounds"], images=d["images"])
@@ -86,10 +87,13 @@ def latency(folder: Path, runs: int, threads: int, size: int) -> dict:
 
 def write_markdown(data: dict, out: Path, name: str, work: Path) -> None:
     size = data.get("size", [256, 256])
+    git = data.get("provenance", {}).get("git", {})
+    cpu = data.get("provenance", {}).get("cpu", {})
     lines = [f"# Precision stages on {data.get('model', 'builtin:full')} at {size[0]}x{size[1]} (random weights)", "",
              f"Command: `{' '.join(data.get('command', []))}`", "",
-             f"Measured {data.get('date', '')} on {data.get('machine', {}).get('cpu', '')} "
-             f"({data.get('machine', {}).get('cores', '?')} cores shared with other jobs), ONNX Runtime CPU, batch 1.", ""]
+             f"Measured {data.get('date', '')} at commit {str(git.get('commit'))[:12]} (tracked changes: {git.get('tracked_changes')}) on "
+             f"{data.get('machine', {}).get('cpu', '')}, {data.get('machine', {}).get('cores', '?')} cores, ISA {', '.join(cpu.get('simd', [])) or '?'}; "
+             "ONNX Runtime CPU, batch 1.", ""]
     lat = data.get("latency", {})
     if lat:
         base = lat.get("fp32", {}).get("median_s")
@@ -117,7 +121,9 @@ def write_markdown(data: dict, out: Path, name: str, work: Path) -> None:
                 lines.append(f"- int8 parity above is the Q/DQ semantics (ORT CPU, QDQ fusion off); ONNX Runtime's fused int8 CPU kernels give "
                              f"AbsRel {fused['absrel']:.4g}, max|Δ| {fused['max_abs']:.3g} (informational: its s8s8 kernels can saturate on AVX2 without VNNI).")
             reused = info.get("calibration", {}).get("reused")
-            lines.append(f"- calibration cache reused in this run: {reused}; sensitivity cache: {info.get('search', {}).get('sensitivity_cache')}.")
+            cache = info.get("search", {}).get("sensitivity_cache") or {}
+            lines.append(f"- calibration cache reused in this run: {reused}; sensitivity cache reused: {cache.get('reused')} "
+                         "(a reused cache skips the calibration pass and the per-group sensitivities, so the export time above is shorter than a cold run's).")
         if d.get("cold_run"):
             lines.append(f"- cold run (no caches): {d['cold_run']}")
         if d.get("blocked_by"):

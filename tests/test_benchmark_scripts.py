@@ -68,8 +68,9 @@ def test_precision_gates_script_smoke(tmp_path: Path) -> None:
     assert doc["command"][3] == "../shared/data/images" and {r["precision"] for r in doc["rows"]} == {"fp16", "int8"}
 
 
-@pytest.mark.parametrize("name", ["precision_gates.json", "stability.json"])
-def test_committed_tiny_results_follow_the_rules(name: str) -> None:
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "benchmarks" / "results").glob("*.json")))
+def test_every_committed_result_follows_the_rules(name: str) -> None:
+    """Each JSON in benchmarks/results/ names its command, its clean commit, and no absolute path (issue 12, item 4)."""
     doc = json.loads((REPO / "benchmarks" / "results" / name).read_text())
     check_result(doc)
     assert doc["provenance"]["git"]["tracked_changes"] is False
