@@ -75,6 +75,9 @@ class _FakeEstimator:
     meaning = OutputMeaning.DEPTH
     processing_res = 0
 
+    def describe_backend(self) -> dict[str, object]:
+        return {"name": "fake"}
+
     def predict_each(self, items: Iterator[tuple[int, np.ndarray]]) -> Iterator[tuple[int, object]]:
         class P:
             def __init__(self, values: np.ndarray) -> None:

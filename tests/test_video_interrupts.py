@@ -42,6 +42,9 @@ class _FakeEstimator:
     meaning = OutputMeaning.DEPTH
     processing_res = 0
 
+    def describe_backend(self) -> dict[str, object]:
+        return {"name": "fake"}
+
     def predict_each(self, items: Iterator[tuple[int, np.ndarray]]) -> Iterator[tuple[int, object]]:
         for key, image in items:
             yield key, _Prediction(image[..., 0].astype(np.float32) / 255.0 * 0.5 + 0.25 + 0.01 * key)

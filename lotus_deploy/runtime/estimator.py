@@ -19,7 +19,7 @@ from ..core.contract import GraphShape
 from ..core.errors import ConfigError, LotusError
 from ..image.postprocess import crop_and_resize, decode_depth, decode_normal, save_prediction
 from ..image.preprocess import PreprocessInfo, load_image, preprocess, to_rgb_array, validate_processing_res
-from .base import Backend, load_backend
+from .base import Backend, describe_backend, load_backend
 
 ImageLike = Any  # path, numpy uint8 HxWx3 / HxW / HxWx4, or PIL image
 K = TypeVar("K")
@@ -144,6 +144,10 @@ class DepthEstimator:
             return
         for output, (_, info, name, key) in zip(outputs, pending, strict=True):
             yield key, self.finish(output, info, source=name)
+
+    def describe_backend(self) -> dict[str, object]:
+        """What runs the model (backend name, and device/precision where the backend says): for summaries."""
+        return describe_backend(self.backend)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -27,7 +27,6 @@ from ..core.errors import ArtifactExistsError, ConfigError, LotusError, OutputPa
 from ..core.progress import bar
 from ..core.safe_io import atomic_write, check_writable_folder, ensure_folder, write_json_atomic
 from ..image.postprocess import colorize
-from ..runtime.base import describe_backend
 from ..runtime.estimator import DepthEstimator
 from .temporal import AlignStep, TemporalAligner
 from .video import DEFAULT_FOURCC, Frame, FrameSource, VideoError, VideoWriter
@@ -225,7 +224,7 @@ def _summary(run: _Run, source: str | Path | int, options: VideoOptions, estimat
         "fps_processed": round(len(run.processed) / elapsed, 3) if elapsed > 0 else None,
         "batch_size": options.batch_size,
         "processing_res": estimator.processing_res,
-        "backend": describe_backend(estimator.backend),
+        "backend": estimator.describe_backend(),
         "align": None,
     }
     if run.aligner is not None:
