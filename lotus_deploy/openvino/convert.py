@@ -38,6 +38,21 @@ def check_contract(model: Any, task: Task, where: str) -> None:
                             f"a Lotus graph has one float32 input {INPUT_NAME!r} [N,3,H,W] and one output {output_name(task)!r}; re-export the parent")
 
 
+def ir_manifest(parent: Artifact, config: ExportConfig, precision: str, weights: str) -> dict[str, Any]:
+    """The manifest fields every OpenVINO artifact shares (``openvino`` and ``openvino-int8``)."""
+    manifest = base_manifest(parent, config, precision)
+    manifest.update(kind="openvino", tools=tool_versions(*OPENVINO_TOOLS))
+    manifest["openvino"] = {"version": ov_module().get_version(), "converter": "openvino.convert_model + openvino.save_model",
+                            "compress_to_fp16": config.openvino.compress_to_fp16 and precision == "fp32", "weights": weights}
+    return manifest
+
+
+def warn_if_bf16_missed(parity: dict[str, Any]) -> None:
+    warning = bf16_warning(parity)
+    if warning:
+        print(f"lotus-export: warning: {warning}", file=sys.stderr)
+
+
 def export_openvino(parent: Artifact, config: ExportConfig, quiet: bool = False) -> ExportResult:
     """Make the ``openvino`` artifact from the verified fp32 ONNX artifact ``parent``."""
     ov = ov_module()
@@ -61,17 +76,12 @@ def export_openvino(parent: Artifact, config: ExportConfig, quiet: bool = False)
                               parent.task, bf16_gates())
             steps.say(f"    {describe_bf16(bf16)}")
         with steps.step("writing the manifest"):
-            manifest = base_manifest(parent, config, "fp32")
-            manifest.update(kind="openvino", tools=tool_versions(*OPENVINO_TOOLS))
-            manifest["openvino"] = {"version": ov.get_version(), "converter": "openvino.convert_model + openvino.save_model",
-                                    "compress_to_fp16": compress, "weights": "fp16" if compress else "fp32"}
+            manifest = ir_manifest(parent, config, "fp32", "fp16" if compress else "fp32")
             parity = {**report.to_json(), "reference": "float64 oracle (the fp32 parent's parity evidence)", "device": "CPU",
                       "precision_used": "f32", "bf16": bf16}
             fix = ("weights compressed to fp16 (--compress-to-fp16) usually miss the fp32 rule: relax it knowingly with --atol"
                    if compress else "nothing was published; compare the parent's own parity, or report it")
             record_parity(staging, manifest, parity, bool(report.passed), f"OpenVINO IR fails the fp32 rule: {report.summary()}", fix)
             full = write_manifest(staging, manifest)
-    warning = bf16_warning(parity)
-    if warning:
-        print(f"lotus-export: warning: {warning}", file=sys.stderr)
+    warn_if_bf16_missed(parity)
     return ExportResult(folder=config.artifact_dir, manifest=full, parity=report)

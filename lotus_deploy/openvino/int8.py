@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.artifacts import IR_FILE, Artifact, record_parity, staged_artifact, tool_versions, write_manifest
+from ..core.artifacts import IR_FILE, Artifact, record_parity, staged_artifact, write_manifest
 from ..core.config import ExportConfig
 from ..core.deps import require
 from ..core.errors import ParityError
@@ -40,10 +40,10 @@ from ..onnxrt import run_graph
 from ..precision import common, inputs
 from ..precision.graph import group_of, load_structure
 from ..precision.int8 import default_kept, probe_batch, search_groups
-from .convert import OPENVINO_TOOLS, check_contract
+from .convert import check_contract, ir_manifest, warn_if_bf16_missed
 from .device import compile_config, make_core, ov_module
 from .macs import MAC_OPS, int8_mac_share, macs_by_op
-from .parity import PARITY_DEVICE, bf16_check, bf16_warning, describe_bf16, run_compiled
+from .parity import PARITY_DEVICE, bf16_check, describe_bf16, run_compiled
 
 PASSTHROUGH = ("Convert", "Reshape", "Transpose", "Squeeze", "Unsqueeze")  # between a FakeQuantize and the op it feeds
 
@@ -187,10 +187,7 @@ def export_openvino_int8(parent: Artifact, config: ExportConfig, quiet: bool = F
             bf16 = bf16_check(core, staging / IR_FILE, shape, images.eval_batch, reference, parent.task, dict(target.gates))
             steps.say(f"    {describe_bf16(bf16)} (int8 gates)")
         with steps.step("writing the manifest"):
-            manifest = common.base_manifest(parent, config, "int8")
-            manifest.update(kind="openvino", tools=tool_versions(*OPENVINO_TOOLS))
-            manifest["openvino"] = {"version": ov.get_version(), "converter": "openvino.convert_model + openvino.save_model",
-                                    "compress_to_fp16": False, "weights": "int8 (quantized layers) and fp32"}
+            manifest = ir_manifest(parent, config, "int8", "int8 (quantized layers) and fp32")
             manifest["int8"] = {
                 "quantizer": "nncf.quantize (performance preset: symmetric int8; FakeQuantize on convolution/matmul inputs only; no bias correction)",
                 "int8_mac_share": counted["share"],
@@ -210,7 +207,5 @@ def export_openvino_int8(parent: Artifact, config: ExportConfig, quiet: bool = F
             record_parity(staging, manifest, parity, bool(report.passed), f"int8 IR misses its accuracy target: {report.summary()}",
                           f"nothing was published; target was {target.describe()}; relax it knowingly with --accuracy-target")
             full = write_manifest(staging, manifest)
-    warning = bf16_warning(parity)
-    if warning:
-        print(f"lotus-export: warning: {warning}", file=sys.stderr)
+    warn_if_bf16_missed(parity)
     return ExportResult(folder=config.artifact_dir, manifest=full, parity=report)
