@@ -14,7 +14,7 @@ import pytest
 EXTRA_OF = {
     "torch": "export", "diffusers": "export", "transformers": "export", "onnx": "export", "onnxslim": "export",
     "onnxruntime": "ort", "onnxconverter_common": "precision", "cv2": "video", "matplotlib": "bench", "psutil": "bench",
-    "openvino": "openvino", "nncf": "openvino-int8",
+    "openvino": "openvino", "nncf": "openvino-int8", "ray": "ray", "pyarrow": "ray", "tritonclient": "serve", "google": "serve",
 }
 
 

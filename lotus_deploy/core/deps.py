@@ -26,6 +26,10 @@ _EXTRAS: dict[str, tuple[str, str]] = {
     "cv2": ("video", "opencv-python-headless"),
     "openvino": ("openvino", "OpenVINO (runtime and ONNX converter)"),
     "nncf": ("openvino-int8", "NNCF (OpenVINO's quantizer)"),
+    "ray": ("ray", "Ray Data"),
+    "pyarrow": ("ray", "pyarrow (Ray Data brings it)"),
+    "tritonclient": ("serve", "Triton's client library (tritonclient[http,grpc])"),
+    "google": ("serve", "protobuf"),
     "matplotlib": ("bench", "matplotlib"),
     "psutil": ("bench", "psutil"),
 }

@@ -6,6 +6,7 @@ implements the same steps; ``tests/test_cpp_prepost.py`` holds the two together.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,19 +114,30 @@ def to_rgb_array(obj: np.ndarray | Image.Image) -> np.ndarray:
 
 def load_image(path: Path | str) -> np.ndarray:
     """Decode a file to uint8 HxWx3 RGB with its EXIF orientation applied."""
-    path = Path(path)
+    return _decode(Path(path), str(path))
+
+
+def decode_image(data: bytes, name: str = "image") -> np.ndarray:
+    """Decode an encoded image held in memory (a file read elsewhere: Ray, a server request) exactly as
+    :func:`load_image` decodes the same file; ``name`` is what an error message calls it."""
+    return _decode(io.BytesIO(data), name)
+
+
+def _decode(source: Path | io.BytesIO, name: str) -> np.ndarray:
     try:
-        with Image.open(path) as image:
+        with Image.open(source) as image:
             image.load()
             image = ImageOps.exif_transpose(image)
             return _pil_to_rgb(image)
     except Image.DecompressionBombError as exc:
-        raise InputImageError(f"cannot read image {path}: {exc}", "if you trust the file, raise the limit with --max-image-pixels N (0: none)") from None
+        raise InputImageError(f"cannot read image {name}: {exc}", "if you trust the file, raise the limit with --max-image-pixels N (0: none)") from None
     except MemoryError:
         raise
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types for broken or hostile files; all mean "unreadable"
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputImageError(f"cannot read image {path}: {reason}", "check the file is a complete JPEG/PNG/BMP/WebP/TIFF image") from None
+        if isinstance(source, io.BytesIO):  # Pillow names the stream object; say the file it came from instead
+            reason = reason.replace(repr(source), repr(name))
+        raise InputImageError(f"cannot read image {name}: {reason}", "check the file is a complete JPEG/PNG/BMP/WebP/TIFF image") from None
 
 
 def _resize(img: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -43,6 +43,7 @@ class BatchSummary:
     meaning: str = ""
     backend: str = ""
     backend_details: dict[str, Any] = field(default_factory=dict)
+    runner: dict[str, Any] = field(default_factory=dict)  # who ran it, when not this process (e.g. a Ray cluster)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -61,6 +62,7 @@ class BatchSummary:
             "stopped_at_failure": self.stopped_at_failure,
             "seconds": round(self.seconds, 3),
             "images_per_second": round(len(self.done) / self.seconds, 3) if self.seconds > 0 else None,
+            **({"runner": self.runner} if self.runner else {}),
         }
 
 
