@@ -16,7 +16,7 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image
 
-from ..core.config import OutputMeaning
+from ..core.config import OutputMeaning, Task
 from ..core.errors import ArtifactExistsError, ConfigError, ShapeError
 from ..core.safe_io import atomic_write, ensure_folder
 from .colormap import apply_spectral
@@ -54,6 +54,15 @@ def crop_and_resize(output: np.ndarray, info: PreprocessInfo, resample: str = "n
     filt = RESAMPLE_MODES[resample]
     channels = [np.asarray(Image.fromarray(np.ascontiguousarray(ch), mode="F").resize((w0, h0), filt)) for ch in cropped]
     return np.stack(channels, axis=0).astype(np.float32, copy=False)
+
+
+def restore_output(output: np.ndarray, info: PreprocessInfo, task: Task, resample: str = "nearest") -> np.ndarray:
+    """One image's [C, H, W] graph output → its prediction at the original size: H x W (depth,
+    disparity) or H x W x 3 unit normals (renormalized whatever the resampling). Every runner uses this."""
+    restored = crop_and_resize(output, info, resample=resample)
+    if task is Task.NORMAL:
+        return decode_normal(restored, renormalize=True)
+    return decode_depth(restored)
 
 
 def decode_depth(out: np.ndarray) -> np.ndarray:

@@ -17,11 +17,11 @@ from ..core.artifacts import Artifact, open_artifact
 from ..core.config import DEFAULT_PROCESSING_RES, OutputMeaning, Task
 from ..core.contract import GraphShape
 from ..core.errors import ConfigError, LotusError
-from ..image.postprocess import crop_and_resize, decode_depth, decode_normal, save_prediction
-from ..image.preprocess import PreprocessInfo, load_image, preprocess, to_rgb_array, validate_processing_res
+from ..image.postprocess import restore_output, save_prediction
+from ..image.preprocess import PreprocessInfo, decode_image, load_image, preprocess, to_rgb_array, validate_processing_res
 from .base import Backend, describe_backend, load_backend
 
-ImageLike = Any  # path, numpy uint8 HxWx3 / HxW / HxWx4, or PIL image
+ImageLike = Any  # path, encoded bytes, numpy uint8 HxWx3 / HxW / HxWx4, or PIL image
 K = TypeVar("K")
 
 
@@ -75,16 +75,18 @@ class DepthEstimator:
         return None
 
     def prepare(self, image: ImageLike) -> tuple[np.ndarray, PreprocessInfo]:
-        pixels = load_image(image) if isinstance(image, (str, Path)) else to_rgb_array(image)
+        """Any image (a path, encoded bytes, decoded pixels) → graph input [1, 3, H, W] and the sizes to undo it."""
+        if isinstance(image, (str, Path)):
+            pixels = load_image(image)
+        elif isinstance(image, (bytes, bytearray, memoryview)):
+            pixels = decode_image(bytes(image), "the encoded image")
+        else:
+            pixels = to_rgb_array(image)
         return preprocess(pixels, processing_res=self.processing_res, graph_hw=self._graph_hw())
 
     def finish(self, output: np.ndarray, info: PreprocessInfo, source: str = "") -> Prediction:
         """[C,H,W] graph output -> Prediction at the original image size."""
-        restored = crop_and_resize(output, info, resample=self.resample)
-        if self.task is Task.NORMAL:
-            values = decode_normal(restored, renormalize=True)  # unit normals whatever the resampling
-        else:
-            values = decode_depth(restored)
+        values = restore_output(output, info, self.task, resample=self.resample)
         return Prediction(values=values, meaning=self.meaning, info=info, source=source)
 
     def run_tensor(self, batch: np.ndarray) -> np.ndarray:
