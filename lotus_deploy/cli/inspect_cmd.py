@@ -1,6 +1,6 @@
 """``lotus-inspect ARTIFACT``: an artifact's manifest, I/O and profile, and a check of its file hashes.
 
-Works for ONNX artifacts and engine artifacts, and for bare files: a ``.onnx`` graph or an engine file
+Works for ONNX artifacts and engine artifacts, for Triton model repositories (``lotus-serve repo``), and for bare files: a ``.onnx`` graph or an engine file
 with no manifest (I/O read from the file itself; nothing to verify). I/O is read from the model file
 when the library for it is importable (``onnx`` for graphs, TensorRT + a GPU for engines), else taken
 from the manifest's contract. Exit code 2 when a file is missing or its hash differs from the manifest.
@@ -250,6 +250,22 @@ def polygraphy_lines(path: Path, out: Path | None, image_dir: Path | None, hashe
                                onnxrt_basic=artifact.precision is Precision.INT8)
 
 
+def render_repository(report: dict[str, Any]) -> str:
+    """A Triton model repository, one block per model (configs parsed with Triton's schema)."""
+    lines = [f"Triton model repository {report['repository']}: {len(report['models'])} model(s)"]
+    for model in report["models"]:
+        batching = f"max_batch_size {model['max_batch_size']}" + (", dynamic batching" if model["dynamic_batching"] else "")
+        lines.append(f"  {model['name']}: {model['platform']}, {batching}, instances {', '.join(model['instances']) or 'default'}, "
+                     f"versions {', '.join(model['versions']) or 'none'}")
+        for direction in ("inputs", "outputs"):
+            for tensor in model[direction]:
+                lines.append(f"    {direction[:-1]:6} {tensor['name']:10} {tensor['dtype']:12} {_fmt_shape(tensor['dims'])}")
+        if model["steps"]:
+            lines.append(f"    steps  {' -> '.join(model['steps'])}")
+        lines.extend(f"    file   {name}" for name in model["files"])
+    return "\n".join(lines)
+
+
 def _body(args: argparse.Namespace) -> int:
     if args.polygraphy:
         for line in polygraphy_lines(args.artifact, args.polygraphy_out, args.parity_images, args.verify):
@@ -257,6 +273,12 @@ def _body(args: argparse.Namespace) -> int:
         return 0
     if args.polygraphy_out is not None or args.parity_images is not None:
         raise ConfigError("--polygraphy-out and --parity-images only apply with --polygraphy", "add --polygraphy")
+    from ..serve.triton_repo import describe_repository, is_repository
+
+    if not (args.artifact / MANIFEST).is_file() and is_repository(args.artifact):
+        repository = describe_repository(args.artifact)
+        print(json.dumps(repository, indent=2) if args.json else render_repository(repository))
+        return 0
     report = inspect(args.artifact, hashes=args.verify)
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False, default=str))
