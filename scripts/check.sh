@@ -4,9 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-run_pytest() {  # $1: the python to run; pytest's "no tests collected" (exit 5) is a failure of the suite
+run_pytest() {  # $1: the python to run, then pytest's arguments; "no tests collected" (exit 5) is a failure of the suite
+  local python="$1"
+  shift
   set +e
-  "$1" -m pytest -q -p no:cacheprovider
+  "$python" -m pytest -q -p no:cacheprovider "$@"
   local status=$?
   set -e
   if [ "$status" -eq 5 ]; then
@@ -35,6 +37,24 @@ if [ ! -x "$dev_venv/bin/python" ]; then
   exit 1
 fi
 run_pytest "$dev_venv/bin/python"
+
+# PyTriton loads its Python backend through the system libpython and needs numpy < 2, so serving is tested in
+# its own venv made from the system Python (docs/serving.md); the main environment keeps numpy 2.
+serve_venv="${LOTUS_SERVE_VENV:-.venv-serve}"
+echo "== serving: PyTriton in $serve_venv (system Python, numpy<2): concurrent HTTP and gRPC clients against a real Triton server"
+if [ ! -x "$serve_venv/bin/python" ]; then
+  if [ ! -x /usr/bin/python3 ]; then
+    echo "/usr/bin/python3 is missing: PyTriton's server needs the system Python (docs/serving.md)" >&2
+    exit 1
+  fi
+  /usr/bin/python3 -m venv "$serve_venv"
+  "$serve_venv/bin/python" -m pip install -q --upgrade pip
+  "$serve_venv/bin/python" -m pip install -q -e ".[ort,serve]" "nvidia-pytriton>=0.7" "numpy<2" pytest psutil -c constraints-serve.txt
+fi
+serve_work="$(mktemp -d)"
+trap 'rm -rf "$coverage_data" "$serve_work"' EXIT
+python -m lotus_deploy.cli.export_cmd --model builtin:tiny --engine onnx --output "$serve_work/tiny-depth-onnx" --quiet >/dev/null
+LOTUS_REQUIRE_PYTRITON=1 LOTUS_SERVE_ARTIFACT="$serve_work/tiny-depth-onnx" run_pytest "$serve_venv/bin/python" tests/test_serve_pytriton.py
 
 echo "== ruff"
 ruff check .

@@ -31,7 +31,7 @@ python -m pip install -q --upgrade pip
 if [ -n "$torch_spec" ]; then
   python -m pip install -q "$torch_spec"
 fi
-python -m pip install -q -e ".[export,ort,bench,dev,video,precision,openvino,openvino-int8]" -c constraints.txt
+python -m pip install -q -e ".[export,ort,bench,dev,video,precision,openvino,openvino-int8,ray,serve]" -c constraints.txt
 # TensorRT type stubs (10.x) for scripts/typecheck.sh. --no-deps: with its dependencies it would pull
 # TensorRT's native libraries, which cannot load on a machine without TensorRT (docs/tensorrt.md).
 python -m pip install -q --no-deps tensorrt-stubs==10.13.0.35.1

@@ -10,7 +10,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 _SCRIPT = r"""
 import sys
-BLOCKED = {"torch", "onnx", "onnxruntime", "tensorrt", "diffusers", "transformers", "onnxslim", "cv2", "matplotlib", "modelopt"}
+BLOCKED = {"torch", "onnx", "onnxruntime", "tensorrt", "diffusers", "transformers", "onnxslim", "cv2", "matplotlib", "modelopt",
+           "ray", "pyarrow", "tritonclient", "pytriton", "google"}
 
 class Blocker:
     def find_spec(self, name, path=None, target=None):
@@ -24,7 +25,8 @@ import lotus_deploy
 from lotus_deploy.image import preprocess, postprocess
 from lotus_deploy.core import config, contract, artifacts, parity
 from lotus_deploy.runtime import DepthEstimator, backend_names
-from lotus_deploy.cli import infer_cmd, export_cmd
+from lotus_deploy.cli import infer_cmd, export_cmd, serve_cmd, inspect_cmd
+from lotus_deploy.serve import ray_batch, triton_repo, triton_python, pytriton_server
 img = (np.arange(50 * 70 * 4) % 251).astype(np.uint8).reshape(50, 70, 4)
 x, info = preprocess.preprocess(img, processing_res=100)
 assert x.shape == (1, 3, 128, 128) and x.dtype == np.float32, x.shape
@@ -40,6 +42,17 @@ except DependencyError as exc:
     assert "lotus-deploy[ort]" in str(exc), exc
 else:
     raise AssertionError("onnxruntime should be blocked")
+for module, extra in (("ray", "ray"), ("tritonclient", "serve")):
+    try:
+        require(module)
+    except DependencyError as exc:
+        assert f"lotus-deploy[{extra}]" in str(exc), exc
+    else:
+        raise AssertionError(f"{module} should be blocked")
+try:
+    pytriton_server.load_pytriton()
+except DependencyError as exc:
+    assert "nvidia-pytriton>=0.7" in str(exc) and "numpy<2" in str(exc), exc
 leaked = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
 assert not leaked, leaked
 print("light import ok")

@@ -15,8 +15,11 @@ a venv made from the system Python (docs/serving.md); nothing else in the packag
 
 from __future__ import annotations
 
+import socket
 import threading
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +28,7 @@ import numpy as np
 from ..core.config import Task
 from ..core.contract import INPUT_CHANNELS, INPUT_NAME, OUTPUT_CHANNELS
 from ..core.deps import require
-from ..core.errors import ConfigError, DependencyError
+from ..core.errors import ConfigError, DependencyError, LotusError
 from ..image.postprocess import restore_output
 from ..runtime.estimator import DepthEstimator
 from .triton_python import ENCODED_INPUT, encoded_bytes
@@ -70,11 +73,20 @@ def load_pytriton() -> Any:
         raise DependencyError(f"PyTriton is not importable ({exc.cause})", PYTRITON_HINT) from None
 
 
+@dataclass
+class GraphStats:
+    """How the dynamic batcher fed the graph: calls and images (their ratio is the mean batch)."""
+
+    calls: int = 0
+    images: int = 0
+
+
 class GraphRunner:
     """``<name>_graph``'s inference callable: same-shape requests share one backend call."""
 
-    def __init__(self, estimator: DepthEstimator) -> None:
+    def __init__(self, estimator: DepthEstimator, stats: GraphStats | None = None) -> None:
         self.estimator = estimator
+        self.stats = stats if stats is not None else GraphStats()
 
     def __call__(self, requests: list[Any]) -> list[dict[str, np.ndarray]]:
         by_shape: dict[tuple[int, ...], list[int]] = {}
@@ -84,7 +96,10 @@ class GraphRunner:
         responses: list[dict[str, np.ndarray]] = [{} for _ in requests]
         output = self.estimator.task.value
         for indices in by_shape.values():
-            outputs = self.estimator.run_tensor(np.concatenate([tensors[i] for i in indices]))
+            batch = np.concatenate([tensors[i] for i in indices])
+            outputs = self.estimator.run_tensor(batch)
+            self.stats.calls += 1
+            self.stats.images += batch.shape[0]
             start = 0
             for index in indices:
                 count = tensors[index].shape[0]
@@ -106,7 +121,9 @@ class ImageDecoder:
     def _graph(self, tensor: np.ndarray) -> np.ndarray:
         if self._client is None:  # one client per instance: PyTriton's clients are not thread-safe
             client = require("pytriton.client")
-            self._client = client.ModelClient(self.graph_url, self.graph_model, inference_timeout_s=self.timeout_s)
+            with warnings.catch_warnings():  # gRPC takes the timeout for inference only, and PyTriton warns so
+                warnings.simplefilter("ignore")
+                self._client = client.ModelClient(self.graph_url, self.graph_model, inference_timeout_s=self.timeout_s)
         return np.asarray(self._client.infer_batch(**{INPUT_NAME: tensor})[self.estimator.task.value])
 
     def __call__(self, requests: list[Any]) -> list[dict[str, np.ndarray]]:
@@ -128,7 +145,7 @@ def prediction_shape(task: Task) -> tuple[int, ...]:
 
 
 def serve(estimator: DepthEstimator, settings: ServerSettings, ready: Callable[[], None] | None = None,
-          stop: threading.Event | None = None) -> None:
+          stop: threading.Event | None = None, stats: GraphStats | None = None) -> None:
     """Bind both models and serve until Ctrl-C (or until ``stop`` is set); ``ready`` runs once both answer."""
     settings.check()
     triton_module = load_pytriton()
@@ -143,7 +160,7 @@ def serve(estimator: DepthEstimator, settings: ServerSettings, ready: Callable[[
     decoders = [ImageDecoder(estimator, f"grpc://127.0.0.1:{settings.grpc_port}", graph) for _ in range(settings.decoder_instances())]
     Tensor = model_config.Tensor
     with triton_module.Triton(config=config) as triton:
-        triton.bind(model_name=graph, infer_func=GraphRunner(estimator),
+        triton.bind(model_name=graph, infer_func=GraphRunner(estimator, stats),
                     inputs=[Tensor(name=INPUT_NAME, dtype=np.float32, shape=(INPUT_CHANNELS, -1, -1))],
                     outputs=[Tensor(name=task.value, dtype=np.float32, shape=(channels, -1, -1))],
                     config=model_config.ModelConfig(max_batch_size=settings.max_batch,
@@ -164,3 +181,45 @@ def serve(estimator: DepthEstimator, settings: ServerSettings, ready: Callable[[
             for decoder in decoders:
                 decoder.close()
 
+
+
+@contextmanager
+def running_server(estimator: DepthEstimator, settings: ServerSettings, timeout_s: float = 180.0,
+                   stats: GraphStats | None = None) -> Iterator[ServerSettings]:
+    """Serve in a background thread for the ``with`` block (tests, benchmarks, embedding in a program)."""
+    stop, ready = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            serve(estimator, settings, ready=ready.set, stop=stop, stats=stats)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
+            failures.append(exc)
+            ready.set()
+
+    thread = threading.Thread(target=target, name="lotus-serve", daemon=True)
+    thread.start()
+    ready.wait(timeout_s)
+    try:
+        if failures:
+            raise failures[0]
+        if not ready.is_set():
+            raise LotusError(f"the server did not come up within {timeout_s:.0f} s", "see Triton's log above")
+        yield settings
+    finally:
+        stop.set()
+        thread.join(timeout_s)
+
+
+def free_local_ports(count: int) -> list[int]:
+    """``count`` TCP ports free on the loopback interface right now (for servers started by tests and benchmarks)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
