@@ -9,6 +9,8 @@ else from the tiny_depth_onnx fixture where torch is installed.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from lotus_deploy.runtime.estimator import DepthEstimator  # noqa: E402
 from lotus_deploy.serve.pytriton_server import ServerSettings, free_local_ports, running_server  # noqa: E402
 
 RES = 128
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "serve_client.py"
 
 
 @pytest.fixture(scope="module")
@@ -96,11 +99,17 @@ def _ask_concurrently(settings: ServerSettings, images: list[Path]) -> tuple[dic
 
 @pytest.mark.parametrize("max_batch", [1, 4], ids=["dynamic-batching-off", "dynamic-batching-on"])
 def test_concurrent_http_and_grpc_clients_get_lotus_infers_answers(artifact: Path, images: list[Path], reference: dict[str, np.ndarray],
-                                                                    max_batch: int) -> None:
+                                                                    max_batch: int, tmp_path: Path) -> None:
     http_port, grpc_port, metrics_port = free_local_ports(3)
     settings = ServerSettings(http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port, max_batch=max_batch, max_queue_delay_us=20000)
     with DepthEstimator(artifact, processing_res=RES, batch_size=max_batch) as estimator, running_server(estimator, settings):
         good, bad_http, bad_grpc = _ask_concurrently(settings, images)
+        if max_batch == 1:  # the client example in examples/ works against this server
+            saved = tmp_path / "from_example.npy"
+            done = subprocess.run([sys.executable, str(EXAMPLE), str(images[0]), "--url", f"127.0.0.1:{http_port}", "--out", str(saved)],
+                                  capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, done.stderr
+            assert np.array_equal(np.load(saved), reference[images[0].name])
     for (proto, name), answer in good.items():
         assert not isinstance(answer, Exception), f"{proto} {name}: {answer}"
         expected = reference[name]
