@@ -1,10 +1,10 @@
 """Serving under load: throughput and latency of ``lotus-serve run`` with and without dynamic batching.
 
-Starts the PyTriton server on loopback (fresh ports) once per batching setting and sends encoded images
+Starts ``lotus-serve run`` in its own process on loopback (fresh ports) once per batching setting and sends encoded images
 from real photos: one client sending requests one after another, then ``--clients`` concurrent clients
 (each request counted from send to answer). Every phase is bounded by ``--requests`` and
 ``--max-seconds``. Writes ``<out>/serve_load.json`` + ``.md`` with throughput, p50/p99 latency, the
-graph's mean batch, and the goal of issue 16: with dynamic batching, throughput at 8 concurrent
+graph's mean batch (Triton's metrics), and the goal of issue 16: with dynamic batching, throughput at 8 concurrent
 clients >= 0.95x the sequential single-client throughput of the same run.
 
 Runs in the serving venv (PyTriton: docs/serving.md), e.g.
@@ -14,8 +14,14 @@ Runs in the serving venv (PyTriton: docs/serving.md), e.g.
 from __future__ import annotations
 
 import argparse
+import re
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -80,26 +86,76 @@ def phase(port: int, model: str, output: str, payloads: list[bytes], clients: in
             "latency_p50_s": round(float(np.percentile(lat, 50)), 4), "latency_p99_s": round(float(np.percentile(lat, 99)), 4)}
 
 
-def run_setting(args: argparse.Namespace, payloads: list[bytes], max_batch: int) -> dict[str, Any]:
-    """One server (max_batch 1: dynamic batching off): warm-up, sequential, then concurrent clients."""
-    from lotus_deploy.runtime.estimator import DepthEstimator
-    from lotus_deploy.serve.pytriton_server import GraphStats, ServerSettings, free_local_ports, running_server
+class ServerProcess:
+    """``lotus-serve run`` in its own process on fresh loopback ports, as a deployment runs it (its own
+    interpreter: client threads here never compete with the server for one GIL)."""
 
-    http_port, grpc_port, metrics_port = free_local_ports(3)
-    settings = ServerSettings(http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port, max_batch=max_batch,
-                              max_queue_delay_us=args.max_queue_delay_us)
-    stats = GraphStats()
-    with DepthEstimator(args.artifact, processing_res=args.processing_res, batch_size=max_batch) as estimator, \
-            running_server(estimator, settings, stats=stats):
-        model, output = f"lotus_{estimator.task.value}", estimator.task.value
-        phase(http_port, model, output, payloads, 1, len(payloads), args.max_seconds)  # warm-up: every size once
+    def __init__(self, args: argparse.Namespace, max_batch: int) -> None:
+        from lotus_deploy.serve.pytriton_server import free_local_ports
+
+        self.http_port, grpc_port, self.metrics_port = free_local_ports(3)
+        argv = [sys.executable, "-m", "lotus_deploy.cli.serve_cmd", "run", str(args.artifact), "--http-port", str(self.http_port),
+                "--grpc-port", str(grpc_port), "--metrics-port", str(self.metrics_port), "--max-batch", str(max_batch),
+                "--max-queue-delay-us", str(args.max_queue_delay_us), "--processing-res", str(args.processing_res)]
+        self.log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, model: str, timeout_s: float = 300.0) -> None:
+        import tritonclient.http as http
+
+        client = http.InferenceServerClient(f"127.0.0.1:{self.http_port}")
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.log.seek(0)
+                raise SystemExit(f"lotus-serve run exited ({self.process.returncode}):\n{self.log.read().decode(errors='replace')[-3000:]}")
+            try:
+                if client.is_model_ready(model) and client.is_model_ready(f"{model}_graph"):
+                    return
+            except Exception:  # noqa: BLE001 - not listening yet
+                pass
+            time.sleep(0.5)
+        raise SystemExit(f"lotus-serve run was not ready within {timeout_s:.0f} s")
+
+    def graph_counts(self, model: str) -> tuple[int, int]:
+        """Triton's own counters for the graph model, from its metrics endpoint: (executions, images).
+
+        (PyTriton restricts the statistics API to an access token; the Prometheus metrics are open.)"""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=30) as response:
+            text = response.read().decode()
+        counts = {}
+        for name in ("nv_inference_exec_count", "nv_inference_count"):
+            match = re.search(rf'^{name}{{[^}}]*model="{re.escape(model)}_graph"[^}}]*}} (\S+)$', text, re.MULTILINE)
+            if match is None:
+                raise SystemExit(f"Triton's metrics have no {name} for {model}_graph")
+            counts[name] = int(float(match.group(1)))
+        return counts["nv_inference_exec_count"], counts["nv_inference_count"]
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+def run_setting(args: argparse.Namespace, payloads: list[bytes], max_batch: int, model: str, output: str) -> dict[str, Any]:
+    """One server (max_batch 1: dynamic batching off): warm-up, sequential, then concurrent clients."""
+    server = ServerProcess(args, max_batch)
+    try:
+        server.wait_ready(model)
+        phase(server.http_port, model, output, payloads, 1, len(payloads), args.max_seconds)  # warm-up: every size once
         result: dict[str, Any] = {"max_batch": max_batch, "dynamic_batching": max_batch > 1}
         for label, clients in (("sequential", 1), ("concurrent", args.clients)):
-            before = (stats.calls, stats.images)
-            row = phase(http_port, model, output, payloads, clients, args.requests, args.max_seconds)
-            calls, images = stats.calls - before[0], stats.images - before[1]
+            calls_before, images_before = server.graph_counts(model)
+            row = phase(server.http_port, model, output, payloads, clients, args.requests, args.max_seconds)
+            calls, images = (a - b for a, b in zip(server.graph_counts(model), (calls_before, images_before), strict=True))
             row["graph_mean_batch"] = round(images / calls, 2) if calls else None
             result[label] = row
+    finally:
+        server.stop()
     return result
 
 
@@ -145,7 +201,11 @@ def main(argv: list[str] | None = None) -> int:
                str(args.processing_res), "--max-batch", str(args.max_batch), "--max-queue-delay-us", str(args.max_queue_delay_us)]
     if args.out != RESULTS:
         command += ["--out", shown(args.out)]
-    settings = [run_setting(args, payloads, args.max_batch), run_setting(args, payloads, 1)]
+    from lotus_deploy.core.artifacts import open_artifact
+
+    task = open_artifact(args.artifact).task.value
+    model = f"lotus_{task}"
+    settings = [run_setting(args, payloads, args.max_batch, model, task), run_setting(args, payloads, 1, model, task)]
     on = settings[0]
     ratio = round(on["concurrent"]["throughput_rps"] / on["sequential"]["throughput_rps"], 3)
     data = {"command": command, "date": provenance["date"], "provenance": {"git": provenance["git"], "cpu": provenance["cpu"]},
