@@ -120,3 +120,20 @@ def test_concurrent_http_and_grpc_clients_get_lotus_infers_answers(artifact: Pat
             assert np.abs(answer[0] - expected).max() <= 1e-6, (proto, name)
     for bad in (bad_http, bad_grpc):
         assert isinstance(bad, Exception) and "cannot read image" in str(bad)
+
+
+def test_the_load_benchmark_runs_and_records_its_goal(artifact: Path, shared_images: Path, tmp_path: Path) -> None:
+    """benchmarks/serve_load.py end to end, tiny bounds (the committed result uses more requests)."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "serve_load.py"
+    done = subprocess.run([sys.executable, str(script), "--artifact", str(artifact), "--images", str(shared_images), "--requests", "6",
+                           "--clients", "3", "--processing-res", "64", "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    import json
+
+    data = json.loads((tmp_path / "serve_load.json").read_text())
+    assert [s["dynamic_batching"] for s in data["settings"]] == [True, False]
+    for setting in data["settings"]:
+        assert setting["sequential"]["requests"] == 6 and setting["concurrent"]["clients"] == 3
+        assert setting["sequential"]["graph_mean_batch"] == 1.0  # one client: nothing to batch
+    assert data["goal"]["ratio"] > 0 and data["command"][:2] == ["python", "benchmarks/serve_load.py"]
+    assert (tmp_path / "serve_load.md").read_text().count("|") > 20

@@ -73,6 +73,8 @@ def _run(args: argparse.Namespace) -> int:
     load_pytriton()  # a missing PyTriton fails before the model loads
     args.model, args.task = None, None  # serve takes artifacts only
     options = backend_options(args)
+    if args.backend == "onnxruntime":
+        options["spinning"] = False  # a server's decoding and network threads need the cores between graph calls
     with DepthEstimator(args.artifact, backend=args.backend, processing_res=args.processing_res, resample=args.resample,
                         batch_size=settings.max_batch, **options) as estimator:
         name = settings.name or f"lotus_{estimator.task.value}"

@@ -4,7 +4,16 @@ The ``preprocess`` function lives in the ``preprocess`` module: ``from lotus_dep
 """
 
 from .input_plan import InputPlan, PlannedInput, plan_inputs
-from .postprocess import colorize_depth, crop_and_resize, decode_depth, decode_normal, encode_png16, output_names, restore_output, save_prediction
+from .postprocess import (
+    colorize_depth,
+    crop_and_resize,
+    decode_depth,
+    decode_normal,
+    encode_png16,
+    output_names,
+    restore_output,
+    save_prediction,
+)
 from .preprocess import PreprocessInfo, decode_image, load_image, stack_batch, to_rgb_array
 
 __all__ = [

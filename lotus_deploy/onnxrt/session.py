@@ -21,13 +21,15 @@ OPTIMIZATION_LEVELS = ("all", "basic", "none")
 
 
 def make_session(path: Path | str, providers: list[Any] | None = None, threads: int = 0, optimization: str = "all",
-                 profile_prefix: Path | None = None, lean: bool = False, in_node_order: bool = False) -> Any:
+                 profile_prefix: Path | None = None, lean: bool = False, in_node_order: bool = False, spinning: bool = True) -> Any:
     """An ``onnxruntime.InferenceSession`` over ``path`` (CPU unless ``providers``); one-line ArtifactError if it cannot load.
 
     ``lean``: for one-off checks of large graphs (export parity, references), no pre-packed copies of the
     weights and no CPU memory arena, so the session holds the weights about once; a little slower.
     ``in_node_order``: execute in the graph's node order (ONNX Runtime's priority-based order), for graphs
     whose nodes were placed on purpose, like the range pass's reductions right after each producer.
+    ``spinning=False``: idle intra-op threads sleep instead of spinning, so a server's other threads
+    (decoding, postprocessing, network) get the cores between graph calls.
     """
     ort = require("onnxruntime")
     if optimization not in OPTIMIZATION_LEVELS:
@@ -41,6 +43,8 @@ def make_session(path: Path | str, providers: list[Any] | None = None, threads: 
     if threads:
         options.intra_op_num_threads = threads
     options.log_severity_level = 3
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if in_node_order:
         options.execution_order = ort.ExecutionOrder.PRIORITY_BASED
     if lean:

@@ -25,11 +25,11 @@ class OnnxRuntimeBackend:
     name = "onnxruntime"
 
     def __init__(self, artifact: Artifact, providers: list[Any] | None = None, threads: int = 0,
-                 optimization: str = "all") -> None:
+                 optimization: str = "all", spinning: bool = True) -> None:
         self.artifact = artifact
         self.task: Task = artifact.task
         self.shape: GraphShape = artifact.shape
-        self.session = make_session(artifact.model_path, providers=providers, threads=threads, optimization=optimization)
+        self.session = make_session(artifact.model_path, providers=providers, threads=threads, optimization=optimization, spinning=spinning)
         inputs = [i.name for i in self.session.get_inputs()]
         outputs = [o.name for o in self.session.get_outputs()]
         if inputs != [INPUT_NAME] or outputs != [output_name(self.task)]:
