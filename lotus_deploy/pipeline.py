@@ -145,7 +145,7 @@ def fp32_weight_bytes(config: ExportConfig) -> int | None:
         return data.stat().st_size
     from .model.checkpoint import checkpoint_weight_bytes, resolve_checkpoint
 
-    return checkpoint_weight_bytes(resolve_checkpoint(config.model))
+    return checkpoint_weight_bytes(resolve_checkpoint(config.model, config.task.value))
 
 
 def check_export_memory(config: ExportConfig) -> tuple[int | None, int | None]:
@@ -222,7 +222,7 @@ def write_parity_files(artifact: Artifact, out: Path, image_dir: Path | None = N
         from .model.checkpoint import load_checkpoint
 
         batch, _ = parity_batch(artifact.shape, count=2, processing_res=size, image_dir=image_dir)
-        reference, label = oracle_output(load_checkpoint(artifact.source_model), artifact.task, batch), "float64-oracle"
+        reference, label = oracle_output(load_checkpoint(artifact.source_model, artifact.task.value), artifact.task, batch), "float64-oracle"
     staging = make_temp_folder(out.parent if str(out.parent) else Path("."), f".{out.name}.")
     try:
         save_parity_files(staging, batch, reference, artifact.task.value, label)

@@ -51,7 +51,7 @@ def export_onnx(config: ExportConfig, quiet: bool = False) -> ExportResult:
     shape = graph_shape(config)
     with staged_artifact(config.artifact_dir, config.force) as staging:
         with steps.step(f"loading {config.model}"):
-            checkpoint = load_checkpoint(config.model)
+            checkpoint = load_checkpoint(config.model, config.task.value)
             source = {
                 "model": config.model,
                 "weights_sha256": weights_hash(checkpoint.folder),

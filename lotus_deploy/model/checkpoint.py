@@ -42,10 +42,12 @@ def repair_hint(folder: Path) -> str:
     return "re-download the checkpoint"
 
 
-def resolve_checkpoint(model: str) -> Path:
-    """A local folder for ``model``: built-in name, existing folder, or cached/downloaded hub id."""
+def resolve_checkpoint(model: str, task: str | None = None) -> Path:
+    """A local folder for ``model``: built-in name, existing folder, or cached/downloaded hub id.
+
+    ``task`` picks the UNet of a built-in model that has one per task (``builtin:demo``)."""
     if model.startswith(BUILTIN_PREFIX):
-        return builtin_path(model)
+        return builtin_path(model, task)
     path = Path(model).expanduser()
     if path.exists():
         if not path.is_dir():
@@ -126,7 +128,7 @@ def _licence(folder: Path) -> str | None:
     return None
 
 
-def load_checkpoint(model: str) -> LoadedCheckpoint:
+def load_checkpoint(model: str, task: str | None = None) -> LoadedCheckpoint:
     """Load UNet and VAE in float32 and embed the empty prompt once (BOS+EOS, not padded to 77).
 
     The text encoder (a 23-layer CLIP, ~1.4 GB in a real checkpoint) is loaded, used and freed before the
@@ -139,7 +141,7 @@ def load_checkpoint(model: str) -> LoadedCheckpoint:
     from transformers import CLIPTextModel, CLIPTokenizer
 
     _silence_loading_bars()
-    folder = resolve_checkpoint(model)
+    folder = resolve_checkpoint(model, task)
     configs = validate_lotus_configs(folder)
     try:
         tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer")

@@ -44,7 +44,7 @@ class TorchBackend:
         self.model_id = model
         self.device = torch.device(device)
         self.dtype = getattr(torch, dtype)
-        self.module: Any = build_module(load_checkpoint(model), self.task).to(self.device, self.dtype)
+        self.module: Any = build_module(load_checkpoint(model, self.task.value), self.task).to(self.device, self.dtype)
 
     @property
     def output_meaning(self) -> OutputMeaning:

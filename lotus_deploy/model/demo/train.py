@@ -1,0 +1,366 @@
+"""Train ``builtin:demo`` on rendered scenes: ``python -m lotus_deploy.model.demo.train``.
+
+Lotus-D's recipe at toy scale, on a 2-core CPU in well under 45 minutes:
+
+1. Render scenes with ground truth (``lotus_deploy.synthetic``), indoor and outdoor, at several sizes.
+2. Train the VAE to reconstruct images, depth maps (normalized depth in [-1, 1], three equal channels,
+   as Lotus encodes them) and normal maps.
+3. For each task, train a UNet for one-step prediction as Lotus-D does: input the image latent
+   (posterior mean x scaling factor) at t=999 with the empty-prompt embedding; the task switch [1, 0]
+   asks for the annotation's latent, [0, 1] for the image's own latent (Lotus's detail preserver).
+   Loss: MSE in latent space.
+
+Everything follows from ``--seed`` (the committed one is ``SEED``); a retrain is not bit-identical across
+machines (thread scheduling changes float sums) but reaches the same accuracy. Weights are written as
+fp16 safetensors with ``demo.json`` (provenance, seed, command, losses, held-out accuracy, licence).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import multiprocessing
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...core.config import Task
+from ...synthetic.render import RenderedScene, render_scene
+from ..builtin import DEMO, DEMO_CARD, DEMO_FILES, DEMO_WEIGHTS, SPECS
+
+SEED = 20261130
+MAX_DEPTH_M = 80.0  # beyond this (and the sky) counts as "far", as driving data sets cap depth
+PROCESSING_RES = 256  # the working resolution the demo model declares (its manifest's processing_res)
+LICENCE = "Apache-2.0: trained by lotus-deploy on procedurally rendered scenes (no third-party data or weights)"
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """How much to render and train; ``quick()`` is the short run of the tests."""
+
+    scenes: int = 1200
+    sizes: tuple[int, ...] = (128, 160, 192)  # render sizes (short edge); crops of ``crop`` px: scale augmentation
+    crop: int = 128
+    crops_per_scene: int = 2
+    vae_steps: int = 500
+    vae_batch: int = 12
+    unet_steps: int = 700
+    unet_batch: int = 24
+    lr: float = 1e-3
+    held_out: int = 24
+    workers: int = 2
+
+    @classmethod
+    def quick(cls) -> TrainPlan:
+        return cls(scenes=12, sizes=(64,), crop=64, crops_per_scene=1, vae_steps=12, vae_batch=4, unet_steps=12, unet_batch=4,
+                   held_out=2, workers=1)
+
+
+# -- data ------------------------------------------------------------------------------------------------------
+def _render(args: tuple[int, int]) -> RenderedScene:
+    """One scene whose short edge is ``size`` (4:3 landscape, or square for every third seed)."""
+    seed, size = args
+    return render_scene(seed, height=size, width=size * 4 // 3 if seed % 3 else size)
+
+
+def render_set(first_seed: int, count: int, sizes: Sequence[int], workers: int) -> list[RenderedScene]:
+    """``count`` scenes with consecutive seeds, sizes cycling through ``sizes`` (in parallel where allowed)."""
+    jobs = [(first_seed + i, sizes[i % len(sizes)]) for i in range(count)]
+    if workers > 1:
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            return pool.map(_render, jobs, chunksize=8)
+    return [_render(job) for job in jobs]
+
+
+def depth_target(depth: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Normalized depth in [-1, 1] (near = -1) of one view or crop: sky and beyond ``MAX_DEPTH_M`` are far;
+    its 2nd/98th percentiles span the range (the model learns affine-invariant depth)."""
+    far = np.where(valid, np.minimum(depth, MAX_DEPTH_M), MAX_DEPTH_M).astype(np.float64)
+    lo, hi = np.percentile(far, 2), np.percentile(far, 98)
+    return (np.clip((far - lo) / max(hi - lo, 1e-6), 0, 1) * 2 - 1).astype(np.float32)
+
+
+def normal_target(normal: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Camera-frame unit normals HxWx3 (sky: facing the camera)."""
+    return np.where(valid[..., None], normal, np.array([0, 0, 1], np.float32)).astype(np.float32)
+
+
+def crops(scenes: Sequence[RenderedScene], crop: int, per_scene: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Random ``crop`` x ``crop`` windows as CHW float32 in [-1, 1]: the image, its depth map (three equal
+    channels, normalized per window) and its normal map; mirrored half the time (a mirrored normal's x flips)."""
+    out: dict[str, list[np.ndarray]] = {"image": [], "depth": [], "normal": []}
+    for scene in scenes:
+        h, w = scene.depth.shape
+        for _ in range(per_scene):
+            y, x = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
+            window = (slice(y, y + crop), slice(x, x + crop))
+            rgb = scene.rgb[window].astype(np.float32) / 127.5 - 1
+            depth = depth_target(scene.depth[window], scene.valid[window])
+            normal = normal_target(scene.normal[window], scene.valid[window])
+            if rng.random() < 0.5:
+                rgb, depth, normal = rgb[:, ::-1], depth[:, ::-1], normal[:, ::-1] * np.array([-1, 1, 1], np.float32)
+            out["image"].append(rgb.transpose(2, 0, 1))
+            out["depth"].append(np.repeat(depth[None], 3, axis=0))
+            out["normal"].append(normal.transpose(2, 0, 1))
+    return {key: np.ascontiguousarray(np.stack(values)) for key, values in out.items()}
+
+
+# -- models ----------------------------------------------------------------------------------------------------
+def build_models(seed: int) -> tuple[Any, Any, Any]:
+    """Fresh VAE, text encoder and tokenizer-free empty-prompt pipeline pieces from the demo spec."""
+    import torch
+    from diffusers import AutoencoderKL
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from ..builtin import byte_vocab
+
+    spec = SPECS[DEMO]
+    torch.manual_seed(seed)
+    vocab = len(byte_vocab())
+    text = CLIPTextModel(CLIPTextConfig(vocab_size=vocab, hidden_size=spec.text_hidden, intermediate_size=spec.text_hidden * 4,
+                                       num_hidden_layers=spec.text_layers, num_attention_heads=spec.text_heads, max_position_embeddings=77,
+                                       hidden_act="gelu", projection_dim=spec.text_hidden, bos_token_id=vocab - 2, eos_token_id=vocab - 1,
+                                       pad_token_id=vocab - 1))
+    with torch.no_grad():
+        prompt = text(torch.tensor([[vocab - 2, vocab - 1]]))[0].float()  # the empty prompt: BOS + EOS, as load_checkpoint embeds it
+    return AutoencoderKL(**spec.vae), text, prompt
+
+
+def _schedule(optimizer: Any, steps: int) -> Any:
+    import torch
+
+    warmup = max(1, steps // 20)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+
+
+def train_vae(vae: Any, data: dict[str, np.ndarray], plan: TrainPlan, seed: int, say: Callable[[str], None]) -> list[float]:
+    """Reconstruct images, depth maps and normal maps; returns the loss every 10 % of the steps."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    pool = np.concatenate([data["image"], data["depth"], data["normal"]])
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=plan.lr, weight_decay=1e-4)
+    schedule = _schedule(optimizer, plan.vae_steps)
+    vae.train()
+    losses: list[float] = []
+    running = []
+    for step in range(plan.vae_steps):
+        batch = torch.from_numpy(pool[rng.choice(len(pool), plan.vae_batch, replace=False)])
+        posterior = vae.encode(batch).latent_dist
+        recon = vae.decode(posterior.sample()).sample
+        loss = (recon - batch).abs().mean() + 0.5 * ((recon - batch) ** 2).mean() + 1e-6 * posterior.kl().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        running.append(float(loss))
+        if (step + 1) % max(1, plan.vae_steps // 10) == 0:
+            losses.append(round(float(np.mean(running)), 5))
+            running = []
+            say(f"vae step {step + 1}/{plan.vae_steps}: loss {losses[-1]:.4f}")
+    vae.eval()
+    return losses
+
+
+def encode_all(vae: Any, batch: np.ndarray) -> Any:
+    """Posterior means x scaling factor, as Lotus-D's encoder gives them (docs/model.md)."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(batch), 32):
+            out.append(vae.encode(torch.from_numpy(batch[start:start + 32])).latent_dist.mode() * vae.config.scaling_factor)
+    return torch.cat(out)
+
+
+def train_unet(task: Task, image_latents: Any, target_latents: Any, prompt: Any, plan: TrainPlan, seed: int,
+               say: Callable[[str], None]) -> tuple[Any, list[float]]:
+    """One-step prediction at t=999: annotation under switch [1, 0], the image itself under [0, 1]."""
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    from ..fused import TIMESTEP, task_embedding
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(**SPECS[DEMO].unet)
+    annotate = torch.tensor([task_embedding()])
+    reconstruct = torch.tensor([[math.sin(0.0), math.sin(1.0), math.cos(0.0), math.cos(1.0)]])  # the switch [0, 1]
+    rng = np.random.default_rng(seed)
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=plan.lr, weight_decay=1e-4)
+    schedule = _schedule(optimizer, plan.unet_steps)
+    losses: list[float] = []
+    running = []
+    unet.train()
+    for step in range(plan.unet_steps):
+        index = torch.from_numpy(rng.choice(len(image_latents), plan.unet_batch, replace=False))
+        z, target = image_latents[index], target_latents[index]
+        n = len(z)
+        inputs = torch.cat([z, z])
+        switches = torch.cat([annotate.repeat(n, 1), reconstruct.repeat(n, 1)])
+        wanted = torch.cat([target, z])
+        pred = unet(inputs, TIMESTEP, encoder_hidden_states=prompt.repeat(2 * n, 1, 1), class_labels=switches).sample
+        loss = ((pred[:n] - wanted[:n]) ** 2).mean() + 0.5 * ((pred[n:] - wanted[n:]) ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        running.append(float(loss))
+        if (step + 1) % max(1, plan.unet_steps // 10) == 0:
+            losses.append(round(float(np.mean(running)), 5))
+            running = []
+            say(f"unet-{task.value} step {step + 1}/{plan.unet_steps}: loss {losses[-1]:.4f}")
+    unet.eval()
+    return unet, losses
+
+
+# -- evaluation --------------------------------------------------------------------------------------------------
+def held_out_scenes(count: int, size: int = PROCESSING_RES) -> list[RenderedScene]:
+    """Scenes never used in training (seeds far above any training seed)."""
+    return [render_scene(10_000_000 + i, height=size * 3 // 4, width=size) for i in range(count)]
+
+
+def depth_accuracy(prediction: np.ndarray, scene: RenderedScene) -> tuple[float, float]:
+    """AbsRel and δ1 after a least-squares scale-and-shift fit, on pixels with true depth (not sky, ≤ MAX_DEPTH_M)."""
+    from ...core.fitting import fit_line
+
+    valid = scene.valid & (scene.depth <= MAX_DEPTH_M)
+    truth = scene.depth[valid].astype(np.float64)
+    scale, shift = fit_line(prediction[valid].astype(np.float64), truth)
+    aligned = np.clip(prediction[valid] * scale + shift, 1e-3, None)
+    ratio = np.maximum(aligned / truth, truth / aligned)
+    return float(np.mean(np.abs(aligned - truth) / truth)), float(np.mean(ratio < 1.25))
+
+
+def normal_accuracy(prediction: np.ndarray, scene: RenderedScene) -> tuple[float, float]:
+    """Mean angle (degrees) and the share under 11.25°, on non-sky pixels; prediction HxWx3."""
+    valid = scene.valid
+    p = prediction[valid].astype(np.float64)
+    t = scene.normal[valid].astype(np.float64)
+    p /= np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
+    angles = np.degrees(np.arccos(np.clip(np.sum(p * t, axis=1), -1, 1)))
+    return float(angles.mean()), float(np.mean(angles < 11.25))
+
+
+def evaluate(predict: Callable[[np.ndarray], np.ndarray], task: Task, scenes: Sequence[RenderedScene]) -> dict[str, float]:
+    """Mean accuracy of ``predict`` (uint8 RGB -> HxW depth or HxWx3 normals at the image size) on ``scenes``."""
+    rows = [depth_accuracy(predict(s.rgb), s) if task is Task.DEPTH else normal_accuracy(predict(s.rgb), s) for s in scenes]
+    a, b = (float(np.mean(col)) for col in zip(*rows, strict=True))
+    if task is Task.DEPTH:
+        return {"absrel": round(a, 4), "delta1": round(b, 4)}
+    return {"mean_angle_deg": round(a, 3), "within_11_25": round(b, 4)}
+
+
+def module_predictor(vae: Any, unet: Any, prompt: Any, task: Task) -> Callable[[np.ndarray], np.ndarray]:
+    """The fused Lotus-D forward pass (the same module the export traces) with this run's weights, via DepthEstimator's steps."""
+    import torch
+
+    from ...image.postprocess import restore_output
+    from ...image.preprocess import preprocess
+    from ..checkpoint import LoadedCheckpoint
+    from ..fused import build_module
+
+    module = build_module(LoadedCheckpoint(model_id="builtin:demo", folder=Path("."), unet=unet, vae=vae, prompt_embeds=prompt, licence=None, config_hash=""), task)
+
+    def predict(rgb: np.ndarray) -> np.ndarray:
+        tensor, info = preprocess(rgb, processing_res=PROCESSING_RES)
+        with torch.no_grad():
+            out = module(torch.from_numpy(tensor)).numpy()[0]
+        return restore_output(out, info, task)
+
+    return predict
+
+
+# -- saving --------------------------------------------------------------------------------------------------
+def save_fp16(module: Any, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file({k: v.detach().half().contiguous() for k, v in module.state_dict().items()}, str(tmp))
+    tmp.chmod(0o644)  # package data: readable by everyone who installs it
+    tmp.replace(path)
+
+
+def weights_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(DEMO_FILES.values()):
+        digest.update((folder / name).read_bytes())
+    return digest.hexdigest()
+
+
+def reload_fp16(module: Any, path: Path) -> None:
+    """Round the trained weights through their shipped fp16 form, so evaluation measures what ships."""
+    from safetensors.torch import load_file
+
+    module.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+
+
+def train(out: Path, seed: int, plan: TrainPlan, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Render, train the VAE and both UNets, save them with their card; returns the card."""
+    import torch
+
+    torch.set_num_threads(max(1, plan.workers))
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    rng = np.random.default_rng(seed)
+    say(f"rendering {plan.scenes} scenes at {plan.sizes} px")
+    scenes = render_set(seed * 1000, plan.scenes, plan.sizes, plan.workers)
+    data = crops(scenes, plan.crop, plan.crops_per_scene, rng)
+    timings["render_s"] = round(time.perf_counter() - started, 1)
+    vae, text_encoder, prompt = build_models(seed)
+    vae_losses = train_vae(vae, data, plan, seed, say)
+    save_fp16(vae, out / DEMO_FILES["vae"])
+    save_fp16(text_encoder, out / DEMO_FILES["text_encoder"])
+    reload_fp16(vae, out / DEMO_FILES["vae"])
+    timings["vae_s"] = round(time.perf_counter() - started - sum(timings.values()), 1)
+    image_latents = encode_all(vae, data["image"])
+    held_out = held_out_scenes(plan.held_out, PROCESSING_RES if plan.crop >= 128 else plan.crop)
+    card: dict[str, Any] = {"model": "builtin:demo", "seed": seed, "licence": LICENCE, "processing_res": PROCESSING_RES,
+                            "max_depth_m": MAX_DEPTH_M, "plan": asdict(plan), "losses": {"vae": vae_losses}, "held_out": {}}
+    for task in (Task.DEPTH, Task.NORMAL):
+        task_started = time.perf_counter()
+        unet, losses = train_unet(task, image_latents, encode_all(vae, data[task.value]), prompt, plan, seed + 1 + (task is Task.NORMAL), say)
+        path = out / DEMO_FILES[f"unet-{task.value}"]
+        save_fp16(unet, path)
+        reload_fp16(unet, path)
+        card["losses"][f"unet-{task.value}"] = losses
+        card["held_out"][task.value] = evaluate(module_predictor(vae, unet, prompt, task), task, held_out)
+        timings[f"unet_{task.value}_s"] = round(time.perf_counter() - task_started, 1)
+        say(f"{task.value}: held-out {card['held_out'][task.value]}")
+    card["timings_s"] = {**timings, "total_s": round(time.perf_counter() - started, 1)}
+    card["provenance"] = {"command": ["python", "-m", "lotus_deploy.model.demo.train", "--seed", str(seed)], "python": platform.python_version(),
+                          "torch": torch.__version__, "machine": platform.machine(), "cpus": multiprocessing.cpu_count(),
+                          "held_out_scenes": f"render_scene(10_000_000 + i), i < {plan.held_out}, at {PROCESSING_RES} px"}
+    card["weights_sha256"] = weights_digest(out)
+    card["files"] = {name: (out / name).stat().st_size for name in sorted(DEMO_FILES.values())}
+    tmp = out / f".{DEMO_CARD}.tmp"
+    tmp.write_text(json.dumps(card, indent=2) + "\n")
+    tmp.chmod(0o644)
+    tmp.replace(out / DEMO_CARD)
+    return card
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lotus_deploy.model.demo.train", description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=SEED, help="everything follows from it (default: the committed %(default)s)")
+    parser.add_argument("--out", type=Path, default=DEMO_WEIGHTS, help="where the weights and demo.json go (default: the package's own)")
+    parser.add_argument("--quick", action="store_true", help="a few steps on a few small scenes (tests)")
+    args = parser.parse_args(argv)
+    plan = TrainPlan.quick() if args.quick else TrainPlan()
+    card = train(args.out, args.seed, plan, say=lambda line: print(line, file=sys.stderr, flush=True))
+    print(json.dumps({"out": str(args.out), "held_out": card["held_out"], "timings_s": card["timings_s"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
