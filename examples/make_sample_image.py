@@ -1,7 +1,9 @@
-"""Render the procedural sample photo in examples/images (a floor in perspective, a wall, two boxes).
+"""Render the sample photo in examples/images and its true depth in examples/ground_truth.
 
-It exists so the quick start runs on a fresh machine without any downloaded data; the real photos
-for tests and benchmarks live outside the repository (../shared/data).
+A scene of lotus_deploy's procedural renderer (a textured ground to the horizon under a sky, with boxes
+and spheres) that no training run uses, so the quick start runs on a fresh machine without downloaded
+data and its result can be checked against the truth. The depth is a 16-bit PNG in millimetres
+(0 = sky). The real photos for tests and benchmarks live outside the repository (../shared/data).
 """
 
 from __future__ import annotations
@@ -9,30 +11,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
+
+from lotus_deploy.synthetic.render import render_scene
+
+SEED = 424242  # an outdoor scene with objects; training uses seeds >= 20 billion, held-out ones 10 million +
+HERE = Path(__file__).resolve().parent
 
 
-def render(width: int = 640, height: int = 480) -> Image.Image:
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
-    horizon = height * 0.45
-    img = np.zeros((height, width, 3))
-    wall = yy < horizon
-    img[wall] = np.array([0.75, 0.78, 0.82]) * (0.8 + 0.2 * (yy[wall] / horizon))[:, None]
-    floor = ~wall
-    depth = 1.0 / np.maximum(yy - horizon, 1.0)  # distance to the floor point along the row
-    u = (xx - width / 2) * depth * 40.0
-    v = depth * 400.0
-    checker = ((np.floor(u) + np.floor(v)) % 2).astype(np.float64)
-    shade = np.clip(1.2 - 30 * depth, 0.3, 1.0)
-    img[floor] = (np.array([0.55, 0.42, 0.30])[None] * (0.75 + 0.25 * checker[floor])[:, None]) * shade[floor][:, None]
-    for x0, x1, y0, y1, colour in ((80, 230, 250, 420, (0.7, 0.2, 0.2)), (400, 520, 230, 330, (0.2, 0.4, 0.7))):
-        box = (xx >= x0) & (xx < x1) & (yy >= y0) & (yy < y1)
-        img[box] = np.array(colour) * (0.7 + 0.3 * (xx[box] - x0) / (x1 - x0))[:, None]
-    pixels = (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
-    return Image.fromarray(pixels, "RGB").filter(ImageFilter.GaussianBlur(0.7))
+def main() -> None:
+    scene = render_scene(SEED, height=480, width=640, kind="outdoor")
+    Image.fromarray(scene.rgb).save(HERE / "images" / "sample_scene.png")
+    depth_mm = np.where(scene.valid, np.clip(np.round(scene.depth * 1000), 1, 65535), 0).astype(np.uint16)
+    (HERE / "ground_truth").mkdir(exist_ok=True)
+    Image.fromarray(depth_mm).save(HERE / "ground_truth" / "sample_scene_depth_mm.png")
+    print(HERE / "images" / "sample_scene.png", HERE / "ground_truth" / "sample_scene_depth_mm.png")
 
 
 if __name__ == "__main__":
-    target = Path(__file__).resolve().parent / "images" / "sample_scene.png"
-    render().save(target)
-    print(target)
+    main()

@@ -45,6 +45,13 @@ def run_main(body: Callable[[argparse.Namespace], int], parser: argparse.Argumen
         return EXIT_BROKEN_PIPE
 
 
+def note_processing_res(prog: str, estimator: Any) -> None:
+    """Say so when the model's declared working resolution replaces the usual default (no --processing-res given)."""
+    if estimator.processing_res_from == "declared by the model":
+        print(f"{prog}: processing at {estimator.processing_res} px, the working resolution this model declares "
+              "(pass --processing-res to override)", file=sys.stderr)
+
+
 def warn(prog: str, message: str) -> None:
     """One line on stderr for something worth knowing that is not an error."""
     print(f"{prog}: warning: {message}", file=sys.stderr)
@@ -91,8 +98,9 @@ def add_runtime_arguments(p: argparse.ArgumentParser, batch_default: int, batch_
     p.add_argument("--backend", default="onnxruntime", help="onnxruntime (default), torch, or another registered backend")
     p.add_argument("--model", help="checkpoint for --backend torch without an artifact (hub id, folder, builtin:NAME)")
     p.add_argument("--task", type=enum_choice(Task), help="task for --model when it cannot be inferred")
-    p.add_argument("--processing-res", type=processing_res_arg, default=DEFAULT_PROCESSING_RES,
-                   help=f"resize the long edge to this before padding, 1..{MAX_PROCESSING_RES}; 0 keeps the size (default %(default)s)")
+    p.add_argument("--processing-res", type=processing_res_arg, default=None,
+                   help=f"resize the long edge to this before padding, 1..{MAX_PROCESSING_RES}; 0 keeps the size (default: the working "
+                        f"resolution the model declares, e.g. builtin:demo's 256, else {DEFAULT_PROCESSING_RES})")
     p.add_argument("--resample", choices=("nearest", "bilinear"), default="nearest", help="how to resize outputs back to the input size (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=batch_default, help=f"{batch_help} (default %(default)s)")
     existing = p.add_mutually_exclusive_group()

@@ -20,6 +20,7 @@ from .common import (
     EXIT_USER_ERROR,
     add_runtime_arguments,
     backend_options,
+    note_processing_res,
     open_for_backend,
     run_main,
     warn_backend_flags,
@@ -104,6 +105,8 @@ def _body(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     todo = check_results_folder(args.output, plan, on_existing)  # before the model is loaded
     estimator = DepthEstimator(artifact, backend=args.backend, processing_res=args.processing_res,
                                resample=args.resample, batch_size=args.batch_size, **options)
+    if not args.quiet:
+        note_processing_res(parser.prog, estimator)
     with estimator, tqdm_counter(len(todo), "images", disable=args.quiet or not todo) as progress:
         try:
             summary = run_batch(estimator, plan, args.output, on_existing=on_existing, fail_fast=args.fail_fast,

@@ -28,8 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="python: one Python model calls the graph (BLS); ensemble: pre → graph → post (default %(default)s)")
     repo.add_argument("--link", action="store_true", help="hard-link the weights instead of copying them (same filesystem)")
     repo.add_argument("--name", help="the client-facing model name (default lotus_<task>); the graph is <name>_graph")
-    repo.add_argument("--processing-res", type=processing_res_arg, default=DEFAULT_PROCESSING_RES,
-                      help="long edge the Python models resize to (default %(default)s)")
+    repo.add_argument("--processing-res", type=processing_res_arg, default=None,
+                      help=f"long edge the Python models resize to (default: the working resolution the model declares, else {DEFAULT_PROCESSING_RES})")
     repo.add_argument("--resample", choices=("nearest", "bilinear"), default="nearest", help="how outputs are resized back (default %(default)s)")
     repo.add_argument("--force", action="store_true", help="replace an existing repository folder (only once the new one is complete)")
 
@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-batch", type=int, default=8, help="images per graph call; 1 turns dynamic batching off (default %(default)s)")
     run.add_argument("--max-queue-delay-us", type=int, default=2000, help="how long the batcher waits to fill a batch (default %(default)s)")
     run.add_argument("--name", help="the client-facing model name (default lotus_<task>)")
-    run.add_argument("--processing-res", type=processing_res_arg, default=DEFAULT_PROCESSING_RES, help="(default %(default)s)")
+    run.add_argument("--processing-res", type=processing_res_arg, default=None,
+                     help=f"(default: the working resolution the model declares, else {DEFAULT_PROCESSING_RES})")
     run.add_argument("--resample", choices=("nearest", "bilinear"), default="nearest", help="(default %(default)s)")
     add_openvino_arguments(run.add_argument_group("OpenVINO (--backend openvino)"))
     return p

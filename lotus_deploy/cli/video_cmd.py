@@ -10,7 +10,16 @@ from pathlib import Path
 
 from ..core.deps import require_all
 from ..core.errors import ConfigError
-from .common import EXIT_INTERRUPTED, add_runtime_arguments, backend_options, open_for_backend, run_main, warn_backend_flags, warn_unused
+from .common import (
+    EXIT_INTERRUPTED,
+    add_runtime_arguments,
+    backend_options,
+    note_processing_res,
+    open_for_backend,
+    run_main,
+    warn_backend_flags,
+    warn_unused,
+)
 
 
 def add_video_arguments(p: argparse.ArgumentParser) -> None:
@@ -54,6 +63,8 @@ def run_video(args: argparse.Namespace) -> int:
     artifact = None if args.artifact is None else open_for_backend(args.artifact, args.backend)  # a bare engine too
     estimator = DepthEstimator(artifact, backend=args.backend, processing_res=args.processing_res,
                                resample=args.resample, batch_size=args.batch_size, **options_for_backend)
+    if not args.quiet:
+        note_processing_res("lotus-video", estimator)
     with estimator:
         summary = run_depth_video(estimator, source, args.output, options)
     keys = ("source", "frames_read", "frames_processed", "failed_frames", "pending_at_interrupt", "nonfinite_frames", "stop_reason", "video", "fps_processed")

@@ -282,6 +282,12 @@ class Artifact:
     def source_model(self) -> str:
         return str(self.manifest.get("source", {}).get("model", ""))
 
+    @property
+    def processing_res(self) -> int | None:
+        """The working resolution the source checkpoint declares (``source.processing_res``), if any."""
+        value = self.manifest.get("source", {}).get("processing_res")
+        return int(value) if value else None
+
 
 def open_artifact(folder: Path | str, check_hashes: bool = True) -> Artifact:
     """Read and verify an artifact folder (or the folder of a given model file)."""

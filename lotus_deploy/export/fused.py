@@ -58,6 +58,7 @@ def export_onnx(config: ExportConfig, quiet: bool = False) -> ExportResult:
                 "config_sha256": checkpoint.config_hash,
                 "licence": checkpoint.licence,
                 "prompt_tokens": checkpoint.notes.get("prompt_tokens"),
+                **{key: checkpoint.notes[key] for key in ("processing_res", "training") if checkpoint.notes.get(key)},
             }
         evidence = None
         if config.export.parity:

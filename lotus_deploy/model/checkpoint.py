@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import CheckpointError
-from .builtin import BUILTIN_PREFIX, builtin_names, builtin_path, is_builtin_folder
+from .builtin import BUILTIN_PREFIX, DEMO_CARD, builtin_names, builtin_path, is_builtin_folder
 
 if TYPE_CHECKING:
     import torch
@@ -168,8 +168,18 @@ def load_checkpoint(model: str, task: str | None = None) -> LoadedCheckpoint:
         prompt_embeds=prompt_embeds,
         licence=licence,
         config_hash=digest,
-        notes={"prompt_tokens": int(ids.shape[1])},
+        notes={"prompt_tokens": int(ids.shape[1]), **card_notes(folder)},
     )
+
+
+def card_notes(folder: Path) -> dict[str, Any]:
+    """What a built-in checkpoint's card (``demo.json``) declares: its working resolution and how it was trained."""
+    card = folder / DEMO_CARD
+    if not card.is_file():
+        return {}
+    data = json.loads(card.read_text())
+    return {"processing_res": data.get("processing_res"),
+            "training": {key: data.get(key) for key in ("seed", "provenance", "held_out", "weights_sha256") if key in data}}
 
 
 def _silence_loading_bars() -> None:

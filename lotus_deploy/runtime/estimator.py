@@ -46,11 +46,12 @@ class DepthEstimator:
     """
 
     def __init__(self, artifact: str | Path | Artifact | None = None, backend: str = "onnxruntime",
-                 processing_res: int = DEFAULT_PROCESSING_RES, resample: str = "nearest", batch_size: int = 1,
+                 processing_res: int | None = None, resample: str = "nearest", batch_size: int = 1,
                  check_hashes: bool = True, **backend_options: Any) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch size {batch_size} is not positive", "use 1 or more")
-        validate_processing_res(processing_res)
+        if processing_res is not None:
+            validate_processing_res(processing_res)
         self._closed = True  # until the backend is loaded: close() then has nothing to release
         if isinstance(artifact, (str, Path)):
             artifact = open_artifact(artifact, check_hashes=check_hashes)
@@ -63,7 +64,10 @@ class DepthEstimator:
             self.meaning = artifact.meaning
         else:
             self.meaning = getattr(self.backend, "output_meaning", OutputMeaning(self.task.value))
-        self.processing_res = processing_res
+        declared = artifact.processing_res if artifact is not None else getattr(self.backend, "declared_processing_res", None)
+        # None: the working resolution the model declares (builtin:demo: 256), else upstream's 768
+        self.processing_res: int = processing_res if processing_res is not None else declared or DEFAULT_PROCESSING_RES
+        self.processing_res_from = "given" if processing_res is not None else "declared by the model" if declared else "default"
         self.resample = resample
         self.batch_size = self.shape.batch or batch_size
 

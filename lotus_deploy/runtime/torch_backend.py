@@ -44,7 +44,9 @@ class TorchBackend:
         self.model_id = model
         self.device = torch.device(device)
         self.dtype = getattr(torch, dtype)
-        self.module: Any = build_module(load_checkpoint(model, self.task.value), self.task).to(self.device, self.dtype)
+        checkpoint = load_checkpoint(model, self.task.value)
+        self.declared_processing_res: int | None = checkpoint.notes.get("processing_res")
+        self.module: Any = build_module(checkpoint, self.task).to(self.device, self.dtype)
 
     @property
     def output_meaning(self) -> OutputMeaning:

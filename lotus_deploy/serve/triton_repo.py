@@ -52,7 +52,7 @@ class RepoSettings:
     preprocess: Preprocess = "python"
     link: bool = False
     name: str | None = None  # the client-facing model; None: lotus_<task>
-    processing_res: int = DEFAULT_PROCESSING_RES
+    processing_res: int | None = None  # None: the working resolution the artifact declares, else DEFAULT_PROCESSING_RES
     resample: str = "nearest"
     max_queue_delay_us: int = 100
 
@@ -174,8 +174,9 @@ def _prediction_dims(task: Task) -> list[int]:
 def python_parameters(artifact: Artifact, layout: GraphLayout, graph: str, settings: RepoSettings) -> dict[str, Any]:
     """What the Python models need to pre/post-process exactly as ``DepthEstimator`` does."""
     height, width = layout.graph_hw or (0, 0)
+    processing_res = settings.processing_res if settings.processing_res is not None else artifact.processing_res or DEFAULT_PROCESSING_RES
     return {"graph_model": graph, "task": artifact.task.value, "meaning": artifact.meaning.value, "output": artifact.task.value,
-            "processing_res": settings.processing_res, "resample": settings.resample, "graph_height": height, "graph_width": width,
+            "processing_res": processing_res, "resample": settings.resample, "graph_height": height, "graph_width": width,
             "static_batch": layout.static_batch or 0, "graph_max_batch": layout.max_batch_size}
 
 

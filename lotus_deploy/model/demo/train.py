@@ -33,11 +33,11 @@ from typing import Any
 import numpy as np
 
 from ...core.config import Task
+from ...synthetic.accuracy import MAX_DEPTH_M, held_out_scenes, mean_accuracy
 from ...synthetic.render import RenderedScene, render_scene
 from ..builtin import DEMO, DEMO_CARD, DEMO_FILES, DEMO_WEIGHTS, SPECS
 
 SEED = 20261130
-MAX_DEPTH_M = 80.0  # beyond this (and the sky) counts as "far", as driving data sets cap depth
 PROCESSING_RES = 256  # the working resolution the demo model declares (its manifest's processing_res)
 LICENCE = "Apache-2.0: trained by lotus-deploy on procedurally rendered scenes (no third-party data or weights)"
 
@@ -162,7 +162,7 @@ def train_vae(vae: Any, data: dict[str, np.ndarray], plan: TrainPlan, seed: int,
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         optimizer.step()
         schedule.step()
-        running.append(float(loss))
+        running.append(float(loss.detach()))
         if (step + 1) % max(1, plan.vae_steps // 10) == 0:
             losses.append(round(float(np.mean(running)), 5))
             running = []
@@ -191,7 +191,7 @@ def train_unet(task: Task, image_latents: Any, target_latents: Any, prompt: Any,
     from ..fused import TIMESTEP, task_embedding
 
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel(**SPECS[DEMO].unet)
+    unet: Any = UNet2DConditionModel(**SPECS[DEMO].unet)  # diffusers mixins are invisible to mypy through its lazy imports
     annotate = torch.tensor([task_embedding()])
     reconstruct = torch.tensor([[math.sin(0.0), math.sin(1.0), math.cos(0.0), math.cos(1.0)]])  # the switch [0, 1]
     rng = np.random.default_rng(seed)
@@ -214,7 +214,7 @@ def train_unet(task: Task, image_latents: Any, target_latents: Any, prompt: Any,
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         optimizer.step()
         schedule.step()
-        running.append(float(loss))
+        running.append(float(loss.detach()))
         if (step + 1) % max(1, plan.unet_steps // 10) == 0:
             losses.append(round(float(np.mean(running)), 5))
             running = []
@@ -224,42 +224,6 @@ def train_unet(task: Task, image_latents: Any, target_latents: Any, prompt: Any,
 
 
 # -- evaluation --------------------------------------------------------------------------------------------------
-def held_out_scenes(count: int, size: int = PROCESSING_RES) -> list[RenderedScene]:
-    """Scenes never used in training (seeds far above any training seed)."""
-    return [render_scene(10_000_000 + i, height=size * 3 // 4, width=size) for i in range(count)]
-
-
-def depth_accuracy(prediction: np.ndarray, scene: RenderedScene) -> tuple[float, float]:
-    """AbsRel and δ1 after a least-squares scale-and-shift fit, on pixels with true depth (not sky, ≤ MAX_DEPTH_M)."""
-    from ...core.fitting import fit_line
-
-    valid = scene.valid & (scene.depth <= MAX_DEPTH_M)
-    truth = scene.depth[valid].astype(np.float64)
-    scale, shift = fit_line(prediction[valid].astype(np.float64), truth)
-    aligned = np.clip(prediction[valid] * scale + shift, 1e-3, None)
-    ratio = np.maximum(aligned / truth, truth / aligned)
-    return float(np.mean(np.abs(aligned - truth) / truth)), float(np.mean(ratio < 1.25))
-
-
-def normal_accuracy(prediction: np.ndarray, scene: RenderedScene) -> tuple[float, float]:
-    """Mean angle (degrees) and the share under 11.25°, on non-sky pixels; prediction HxWx3."""
-    valid = scene.valid
-    p = prediction[valid].astype(np.float64)
-    t = scene.normal[valid].astype(np.float64)
-    p /= np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
-    angles = np.degrees(np.arccos(np.clip(np.sum(p * t, axis=1), -1, 1)))
-    return float(angles.mean()), float(np.mean(angles < 11.25))
-
-
-def evaluate(predict: Callable[[np.ndarray], np.ndarray], task: Task, scenes: Sequence[RenderedScene]) -> dict[str, float]:
-    """Mean accuracy of ``predict`` (uint8 RGB -> HxW depth or HxWx3 normals at the image size) on ``scenes``."""
-    rows = [depth_accuracy(predict(s.rgb), s) if task is Task.DEPTH else normal_accuracy(predict(s.rgb), s) for s in scenes]
-    a, b = (float(np.mean(col)) for col in zip(*rows, strict=True))
-    if task is Task.DEPTH:
-        return {"absrel": round(a, 4), "delta1": round(b, 4)}
-    return {"mean_angle_deg": round(a, 3), "within_11_25": round(b, 4)}
-
-
 def module_predictor(vae: Any, unet: Any, prompt: Any, task: Task) -> Callable[[np.ndarray], np.ndarray]:
     """The fused Lotus-D forward pass (the same module the export traces) with this run's weights, via DepthEstimator's steps."""
     import torch
@@ -334,7 +298,7 @@ def train(out: Path, seed: int, plan: TrainPlan, say: Callable[[str], None] = pr
         save_fp16(unet, path)
         reload_fp16(unet, path)
         card["losses"][f"unet-{task.value}"] = losses
-        card["held_out"][task.value] = evaluate(module_predictor(vae, unet, prompt, task), task, held_out)
+        card["held_out"][task.value] = mean_accuracy(module_predictor(vae, unet, prompt, task), task.value, held_out)
         timings[f"unet_{task.value}_s"] = round(time.perf_counter() - task_started, 1)
         say(f"{task.value}: held-out {card['held_out'][task.value]}")
     card["timings_s"] = {**timings, "total_s": round(time.perf_counter() - started, 1)}
