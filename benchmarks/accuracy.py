@@ -42,8 +42,8 @@ def shown(path: Path | str) -> str:
     return shown_path(path, REPO)
 
 
-def export(model: str, task: str, engine: str, work: Path, calib: Path | None) -> Path:
-    """One lotus-export (the parent is reused when present); returns the artifact folder."""
+def export(model: str, task: str, engine: str, work: Path, calib: Path | None) -> tuple[Path | None, str]:
+    """One lotus-export (the parent is reused when present): the artifact folder, or None and why it was refused."""
     name = model.replace("builtin:", "builtin-")
     folder = work / "engines" / f"{name}-{task}-{engine}"
     if not (folder / "manifest.json").is_file():
@@ -52,8 +52,11 @@ def export(model: str, task: str, engine: str, work: Path, calib: Path | None) -
             argv += ["--calib-dir", str(calib), "--calib-size", "256"]
         done = subprocess.run(argv, cwd=work, capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            raise SystemExit(f"lotus-export --engine {engine} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return folder
+            errors = [line for line in done.stderr.splitlines() if line.startswith("lotus-export: error:")]
+            if engine == "onnx" or not errors:  # the fp32 graph is needed by every other row
+                raise SystemExit(f"lotus-export --engine {engine} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+            return None, errors[-1].removeprefix("lotus-export: error: ")
+    return folder, ""
 
 
 def calibration_images(folder: Path, count: int) -> Path:
@@ -72,7 +75,7 @@ def predictor(estimator: Any) -> Callable[[np.ndarray], np.ndarray]:
     return lambda rgb: estimator.predict(rgb).values
 
 
-def rows_for(args: argparse.Namespace, artifacts: list[Path], scenes: list[Any]) -> list[dict[str, Any]]:
+def rows_for(args: argparse.Namespace, artifacts: list[Path], refused: dict[str, str], scenes: list[Any]) -> list[dict[str, Any]]:
     from lotus_deploy.core.artifacts import open_artifact
     from lotus_deploy.runtime.estimator import DepthEstimator
     from lotus_deploy.synthetic.accuracy import mean_accuracy
@@ -95,6 +98,7 @@ def rows_for(args: argparse.Namespace, artifacts: list[Path], scenes: list[Any])
             if "int8_mac_share" in int8:
                 row["int8_mac_share"] = int8["int8_mac_share"]
             rows.append(row)
+    rows += [{"row": engine, "refused": reason} for engine, reason in refused.items()]  # an export that would not publish, and why
     return rows
 
 
@@ -146,6 +150,9 @@ def write_markdown(data: dict[str, Any], path: Path) -> None:
                                                           "Normals: on non-sky pixels."), "",
              "| row | processing res | " + " | ".join(metrics) + " | int8 MAC share |", "|---|---|" + "---|" * len(metrics) + "---|"]
     for row in data["rows"]:
+        if "refused" in row:
+            lines.append(f"| {row['row']} | — | refused by lotus-export: {row['refused']} |" + " |" * len(metrics))
+            continue
         lines.append(f"| {row['row']} | {row['processing_res']} | " + " | ".join(str(row[m]) for m in metrics) + f" | {row.get('int8_mac_share', '—')} |")
     lines += ["", "| goal | measured | met |", "|---|---|---|"]
     lines += [f"| {g['goal']} | {g['measured']} | {'yes' if g['met'] else 'NO'} |" for g in data["goals"]]
@@ -180,9 +187,11 @@ def main(argv: list[str] | None = None) -> int:
         args.bf16 = has_native(make_core(), "CPU", "bf16")
     with tempfile.TemporaryDirectory() as scratch:
         calib = calibration_images(Path(scratch) / "calib", 32) if any(e.endswith("int8") for e in engines) else None
-        artifacts = [export(args.model, args.task, engine, args.work, calib) for engine in engines]
+        made = {engine: export(args.model, args.task, engine, args.work, calib) for engine in engines}
+    artifacts = [folder for folder, _ in made.values() if folder is not None]
+    refused = {engine: reason for engine, (folder, reason) in made.items() if folder is None}
     scenes = held_out_scenes(args.scenes, width=320)
-    rows = rows_for(args, artifacts, scenes)
+    rows = rows_for(args, artifacts, refused, scenes)
     name = f"accuracy_{args.model.replace('builtin:', 'builtin-')}_{args.task}"
     command = ["python", "benchmarks/accuracy.py", "--model", args.model, "--task", args.task, "--scenes", str(args.scenes),
                "--engines", args.engines] + (["--out", shown(args.out)] if args.out != RESULTS else [])
