@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from lotus_deploy.bench.provenance import collect, shown_path
+from lotus_deploy.bench.provenance import collect, provenance_sentence, shown_path
 from lotus_deploy.core.safe_io import write_json_atomic, write_text_atomic
 
 REPO = Path(__file__).resolve().parents[1]
@@ -138,12 +138,9 @@ def check_goals(task: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def write_markdown(data: dict[str, Any], path: Path) -> None:
-    cpu = data["provenance"]["cpu"]
     metrics = ["absrel", "delta1", "abs_m"] if data["task"] == "depth" else ["mean_angle_deg", "within_11_25"]
     lines = [f"# Accuracy against ground truth: {data['model']} ({data['task']})", "",
-             f"`{' '.join(data['command'])}` at commit {data['provenance']['git']['commit'][:12]} "
-             f"(tracked changes: {data['provenance']['git']['tracked_changes']}), {data['date']}; {cpu.get('model', '?')}, "
-             f"{cpu.get('usable_cpus', '?')} CPUs, ISA {', '.join(cpu.get('simd', [])) or '?'}.", "",
+             provenance_sentence(data) + ".", "",
              f"{data['scenes']} held-out rendered scenes at 320x240 (`lotus_deploy.synthetic.accuracy.held_out_scenes`), each row through "
              "`DepthEstimator` with default settings. " + ("Depth: after a least-squares scale-and-shift fit to the true metric depth, "
                                                           "on pixels with true depth (no sky, <= 80 m)." if data["task"] == "depth" else

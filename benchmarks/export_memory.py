@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lotus_deploy.bench.provenance import shown_path
+from lotus_deploy.bench.provenance import provenance_sentence, shown_path
 from lotus_deploy.core.safe_io import write_json_atomic, write_text_atomic
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,9 +68,7 @@ def run_stage(engine: str, args: argparse.Namespace, scratch: Path) -> dict[str,
 def write_markdown(data: dict[str, Any], path: Path) -> None:
     cpu = data["provenance"]["cpu"]
     lines = [f"# Export memory: {data['model']} at {data['size']}x{data['size']}", "",
-             f"`{' '.join(data['command'])}` at commit {data['provenance']['git']['commit'][:12]} "
-             f"(tracked changes: {data['provenance']['git']['tracked_changes']}), {data['date']}; "
-             f"{cpu.get('model', '?')}, {cpu.get('usable_cpus', '?')} CPUs, ISA {', '.join(cpu.get('simd', [])) or '?'}, "
+             provenance_sentence(data) + ", "
              f"{round(cpu.get('memory_mib', 0) / 1024, 1)} GiB RAM.", "",
              f"fp32 weights: **{data['fp32_weights_gib']} GiB**. Peak = the process's resident-set high-water mark (VmHWM, "
              "reset per step: exact), one process per engine.", "",

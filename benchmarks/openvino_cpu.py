@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lotus_deploy.bench.provenance import shown_path
+from lotus_deploy.bench.provenance import provenance_sentence, shown_path
 from lotus_deploy.core.safe_io import write_json_atomic, write_text_atomic
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,11 +110,8 @@ def check_goals(case: str, by_size: dict[str, dict[str, float | None]], share: f
 
 
 def write_markdown(data: dict[str, Any], path: Path) -> None:
-    cpu = data["provenance"]["cpu"]
     lines = [f"# OpenVINO on the CPU: {data['model']}", "",
-             f"`{' '.join(data['command'])}` at commit {data['provenance']['git']['commit'][:12]} "
-             f"(tracked changes: {data['provenance']['git']['tracked_changes']}), {data['date']}; {cpu.get('model', '?')}, "
-             f"{cpu.get('usable_cpus', '?')} CPUs, ISA {', '.join(cpu.get('simd', [])) or '?'}.", "",
+             provenance_sentence(data) + ".", "",
              f"**ISA case: {data['case_label']}.** Left unmeasured by this run: {data['unmeasured']}.", "",
              "Speed over ONNX Runtime fp32 (its median / the row's median, one run, batch 1):", "",
              "| size | iterations | OpenVINO f32 | OpenVINO bf16 | int8 IR, f32 elsewhere | int8 IR, bf16 elsewhere | PyTorch eager |",

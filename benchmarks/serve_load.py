@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from lotus_deploy.bench.provenance import collect, shown_path
+from lotus_deploy.bench.provenance import collect, provenance_sentence, shown_path
 from lotus_deploy.core.safe_io import write_json_atomic, write_text_atomic
 
 REPO = Path(__file__).resolve().parents[1]
@@ -160,11 +160,8 @@ def run_setting(args: argparse.Namespace, payloads: list[bytes], max_batch: int,
 
 
 def write_markdown(data: dict[str, Any], path: Path) -> None:
-    cpu = data["provenance"]["cpu"]
     lines = [f"# Serving under load: {data['artifact']}", "",
-             f"`{' '.join(data['command'])}` at commit {data['provenance']['git']['commit'][:12]} "
-             f"(tracked changes: {data['provenance']['git']['tracked_changes']}), {data['date']}; {cpu.get('model', '?')}, "
-             f"{cpu.get('usable_cpus', '?')} CPUs, ISA {', '.join(cpu.get('simd', [])) or '?'}; PyTriton {data['pytriton']}, "
+             provenance_sentence(data) + f"; PyTriton {data['pytriton']}, "
              f"loopback HTTP, {data['images']} photos cycled, processing res {data['processing_res']}.", "",
              "| dynamic batching | clients | requests | throughput (req/s) | p50 latency (s) | p99 latency (s) | graph mean batch |",
              "|---|---|---|---|---|---|---|"]

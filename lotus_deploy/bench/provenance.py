@@ -18,6 +18,13 @@ LIBRARIES = (
 )
 
 
+def provenance_sentence(data: dict[str, Any]) -> str:
+    """How a committed result says where it came from: its command, commit, date and CPU (Markdown, no final stop)."""
+    git, cpu = data["provenance"]["git"], data["provenance"]["cpu"]
+    return (f"`{' '.join(data['command'])}` at commit {git['commit'][:12]} (tracked changes: {git['tracked_changes']}), {data['date']}; "
+            f"{cpu.get('model', '?')}, {cpu.get('usable_cpus', '?')} CPUs, ISA {', '.join(cpu.get('simd', [])) or '?'}")
+
+
 def shown_path(path: Path | str, repo: Path) -> str:
     """A path as a committed result may name it: repo-relative, ``../shared/...`` beside the checkout, or
     ``<scratch>/NAME``; never absolute (results say how to regenerate them from any clone)."""

@@ -215,32 +215,29 @@ def _write_tokenizer(folder: Path) -> int:
     return len(vocab)
 
 
+def text_encoder_config(spec: BuiltinSpec, vocab_size: int) -> Any:
+    """The one-layer CLIP text encoder of a built-in model (BOS and EOS are the vocabulary's last two ids)."""
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(vocab_size=vocab_size, hidden_size=spec.text_hidden, intermediate_size=spec.text_hidden * 4,
+                          num_hidden_layers=spec.text_layers, num_attention_heads=spec.text_heads, max_position_embeddings=77,
+                          hidden_act="gelu", projection_dim=spec.text_hidden, bos_token_id=vocab_size - 2, eos_token_id=vocab_size - 1,
+                          pad_token_id=vocab_size - 1)
+
+
 def _build(spec: BuiltinSpec, folder: Path, demo_task: str | None = None) -> None:
     """Create the checkpoint in a staging folder and rename it into place (safe under concurrency).
 
     ``demo_task``: build ``builtin:demo`` with that task's UNet, from the shipped weights."""
     import torch
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from transformers import CLIPTextModel
 
     staging = make_temp_folder(folder.parent, prefix=f".{folder.name}.")
     try:
         torch.manual_seed(spec.seed)
         vocab_size = _write_tokenizer(staging / "tokenizer")
-        text_config = CLIPTextConfig(
-            vocab_size=vocab_size,
-            hidden_size=spec.text_hidden,
-            intermediate_size=spec.text_hidden * 4,
-            num_hidden_layers=spec.text_layers,
-            num_attention_heads=spec.text_heads,
-            max_position_embeddings=77,
-            hidden_act="gelu",
-            projection_dim=spec.text_hidden,
-            bos_token_id=vocab_size - 2,
-            eos_token_id=vocab_size - 1,
-            pad_token_id=vocab_size - 1,
-        )
-        text_encoder = CLIPTextModel(text_config)
+        text_encoder = CLIPTextModel(text_encoder_config(spec, vocab_size))
         unet = UNet2DConditionModel(**spec.unet)
         vae = AutoencoderKL(**spec.vae)
         if demo_task is not None:

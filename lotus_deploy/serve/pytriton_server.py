@@ -25,13 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from ..core.config import Task
 from ..core.contract import INPUT_CHANNELS, INPUT_NAME, OUTPUT_CHANNELS
 from ..core.deps import require
 from ..core.errors import ConfigError, DependencyError, LotusError
 from ..image.postprocess import restore_output
 from ..runtime.estimator import DepthEstimator
-from .triton_python import ENCODED_INPUT, encoded_bytes
+from .triton_python import ENCODED_INPUT, encoded_bytes, prediction_dims
 
 EXIT_TIMEOUT_S = 5  # on stop, how long Triton waits for requests in flight (its default, 30 s, makes Ctrl-C slow)
 PYTRITON_HINT = "install it in a venv made from the system Python: pip install 'nvidia-pytriton>=0.7' 'numpy<2' (docs/serving.md)"
@@ -140,10 +139,6 @@ class ImageDecoder:
             self._client.close()
 
 
-def prediction_shape(task: Task) -> tuple[int, ...]:
-    return (-1, -1, 3) if task is Task.NORMAL else (-1, -1)
-
-
 def serve(estimator: DepthEstimator, settings: ServerSettings, ready: Callable[[], None] | None = None,
           stop: threading.Event | None = None, stats: GraphStats | None = None) -> None:
     """Bind both models and serve until Ctrl-C (or until ``stop`` is set); ``ready`` runs once both answer."""
@@ -167,7 +162,7 @@ def serve(estimator: DepthEstimator, settings: ServerSettings, ready: Callable[[
                                                     batcher=model_config.DynamicBatcher(max_queue_delay_microseconds=settings.max_queue_delay_us)))
         triton.bind(model_name=name, infer_func=decoders,
                     inputs=[Tensor(name=ENCODED_INPUT, dtype=bytes, shape=(1,))],
-                    outputs=[Tensor(name=task.value, dtype=np.float32, shape=prediction_shape(task))],
+                    outputs=[Tensor(name=task.value, dtype=np.float32, shape=tuple(prediction_dims(task)))],
                     config=model_config.ModelConfig(max_batch_size=1))
         triton.run()
         if ready is not None:

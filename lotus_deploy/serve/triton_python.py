@@ -53,6 +53,11 @@ class ServedGraph:
                    max_batch=int(params["graph_max_batch"]))
 
 
+def prediction_dims(task: Task) -> list[int]:
+    """Dims of one served prediction at the image's size: H x W (depth), H x W x 3 (normals)."""
+    return [-1, -1, 3] if task is Task.NORMAL else [-1, -1]
+
+
 def encoded_bytes(array: np.ndarray) -> bytes:
     """The one encoded image of a request (a BYTES tensor of shape [1] or [1, 1])."""
     flat = np.asarray(array, dtype=object).reshape(-1)

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..core.artifacts import ENGINE_FILE, MODEL_FILE_OF_KIND, ONNX_DATA, Artifact
-from ..core.config import DEFAULT_PROCESSING_RES, Task
+from ..core.config import DEFAULT_PROCESSING_RES
 from ..core.contract import INPUT_CHANNELS, INPUT_NAME, OUTPUT_CHANNELS
 from ..core.deps import require
 from ..core.errors import ArtifactError, ArtifactExistsError, ConfigError, OutputPathError
 from ..core.profile import EngineProfile
 from ..core.safe_io import make_temp_folder, normalize_permissions, publish_lock, write_text_atomic
-from .triton_python import ENCODED_INPUT, INFO_TENSOR, RAW_TENSOR
+from .triton_python import ENCODED_INPUT, INFO_TENSOR, RAW_TENSOR, prediction_dims
 
 Preprocess = Literal["python", "ensemble"]
 PREPROCESS_MODES: tuple[str, ...] = ("python", "ensemble")
@@ -167,10 +167,6 @@ def graph_config(name: str, artifact: Artifact, layout: GraphLayout, settings: R
     }
 
 
-def _prediction_dims(task: Task) -> list[int]:
-    return [-1, -1, 3] if task is Task.NORMAL else [-1, -1]
-
-
 def python_parameters(artifact: Artifact, layout: GraphLayout, graph: str, settings: RepoSettings) -> dict[str, Any]:
     """What the Python models need to pre/post-process exactly as ``DepthEstimator`` does."""
     height, width = layout.graph_hw or (0, 0)
@@ -185,7 +181,7 @@ def end_to_end_config(name: str, artifact: Artifact, layout: GraphLayout, params
     return {
         "name": name, "backend": "python", "max_batch_size": batch,
         "input": [{"name": ENCODED_INPUT, "data_type": Ident("TYPE_STRING"), "dims": [1]}],
-        "output": [{"name": artifact.task.value, "data_type": Ident("TYPE_FP32"), "dims": _prediction_dims(artifact.task)}],
+        "output": [{"name": artifact.task.value, "data_type": Ident("TYPE_FP32"), "dims": prediction_dims(artifact.task)}],
         "instance_group": _instances("cpu", settings.instances),
         **_batching(batch, settings.max_queue_delay_us),
         "parameters": _parameters(params),
@@ -210,11 +206,11 @@ def ensemble_configs(name: str, artifact: Artifact, layout: GraphLayout, params:
     post = {"name": f"{name}_post", "backend": "python", **common,
             "input": [{"name": RAW_TENSOR, "data_type": Ident("TYPE_FP32"), "dims": [channels, h, w]},
                       {"name": INFO_TENSOR, "data_type": Ident("TYPE_INT64"), "dims": [6]}],
-            "output": [{"name": output, "data_type": Ident("TYPE_FP32"), "dims": _prediction_dims(artifact.task)}]}
+            "output": [{"name": output, "data_type": Ident("TYPE_FP32"), "dims": prediction_dims(artifact.task)}]}
     ensemble = {
         "name": name, "platform": "ensemble", "max_batch_size": batch,
         "input": [{"name": ENCODED_INPUT, "data_type": Ident("TYPE_STRING"), "dims": [1]}],
-        "output": [{"name": output, "data_type": Ident("TYPE_FP32"), "dims": _prediction_dims(artifact.task)}],
+        "output": [{"name": output, "data_type": Ident("TYPE_FP32"), "dims": prediction_dims(artifact.task)}],
         "ensemble_scheduling": {"step": [
             {"model_name": f"{name}_pre", "model_version": -1, "input_map": [{"key": ENCODED_INPUT, "value": ENCODED_INPUT}],
              "output_map": [{"key": INPUT_NAME, "value": "preprocessed"}, {"key": INFO_TENSOR, "value": "sizes"}]},

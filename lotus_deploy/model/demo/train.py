@@ -118,17 +118,14 @@ def build_models(seed: int) -> tuple[Any, Any, Any]:
     """Fresh VAE, text encoder and tokenizer-free empty-prompt pipeline pieces from the demo spec."""
     import torch
     from diffusers import AutoencoderKL
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from transformers import CLIPTextModel
 
-    from ..builtin import byte_vocab
+    from ..builtin import byte_vocab, text_encoder_config
 
     spec = SPECS[DEMO]
     torch.manual_seed(seed)
     vocab = len(byte_vocab())
-    text = CLIPTextModel(CLIPTextConfig(vocab_size=vocab, hidden_size=spec.text_hidden, intermediate_size=spec.text_hidden * 4,
-                                       num_hidden_layers=spec.text_layers, num_attention_heads=spec.text_heads, max_position_embeddings=77,
-                                       hidden_act="gelu", projection_dim=spec.text_hidden, bos_token_id=vocab - 2, eos_token_id=vocab - 1,
-                                       pad_token_id=vocab - 1))
+    text = CLIPTextModel(text_encoder_config(spec, vocab))
     with torch.no_grad():
         prompt = text(torch.tensor([[vocab - 2, vocab - 1]]))[0].float()  # the empty prompt: BOS + EOS, as load_checkpoint embeds it
     return AutoencoderKL(**spec.vae), text, prompt
@@ -141,34 +138,47 @@ def _schedule(optimizer: Any, steps: int) -> Any:
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
 
 
+def optimize(module: Any, steps: int, lr: float, loss_at: Callable[[], Any], label: str, say: Callable[[str], None]) -> list[float]:
+    """AdamW with warm-up and cosine decay, gradients clipped at 1; ``loss_at()`` gives each step's loss.
+
+    Returns the mean loss over every tenth of the steps (and says it)."""
+    import torch
+
+    optimizer = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=1e-4)
+    schedule = _schedule(optimizer, steps)
+    module.train()
+    losses: list[float] = []
+    running = []
+    for step in range(steps):
+        loss = loss_at()
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        running.append(float(loss.detach()))
+        if (step + 1) % max(1, steps // 10) == 0:
+            losses.append(round(float(np.mean(running)), 5))
+            running = []
+            say(f"{label} step {step + 1}/{steps}: loss {losses[-1]:.4f}")
+    module.eval()
+    return losses
+
+
 def train_vae(vae: Any, data: dict[str, np.ndarray], plan: TrainPlan, seed: int, say: Callable[[str], None]) -> list[float]:
     """Reconstruct images, depth maps and normal maps; returns the loss every 10 % of the steps."""
     import torch
 
     rng = np.random.default_rng(seed)
     pool = np.concatenate([data["image"], data["depth"], data["normal"]])
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=plan.lr, weight_decay=1e-4)
-    schedule = _schedule(optimizer, plan.vae_steps)
-    vae.train()
-    losses: list[float] = []
-    running = []
-    for step in range(plan.vae_steps):
+
+    def loss_at() -> Any:
         batch = torch.from_numpy(pool[rng.choice(len(pool), plan.vae_batch, replace=False)])
         posterior = vae.encode(batch).latent_dist
         recon = vae.decode(posterior.sample()).sample
-        loss = (recon - batch).abs().mean() + 0.5 * ((recon - batch) ** 2).mean() + 1e-6 * posterior.kl().mean()
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        running.append(float(loss.detach()))
-        if (step + 1) % max(1, plan.vae_steps // 10) == 0:
-            losses.append(round(float(np.mean(running)), 5))
-            running = []
-            say(f"vae step {step + 1}/{plan.vae_steps}: loss {losses[-1]:.4f}")
-    vae.eval()
-    return losses
+        return (recon - batch).abs().mean() + 0.5 * ((recon - batch) ** 2).mean() + 1e-6 * posterior.kl().mean()
+
+    return optimize(vae, plan.vae_steps, plan.lr, loss_at, "vae", say)
 
 
 def encode_all(vae: Any, batch: np.ndarray) -> Any:
@@ -195,12 +205,8 @@ def train_unet(task: Task, image_latents: Any, target_latents: Any, prompt: Any,
     annotate = torch.tensor([task_embedding()])
     reconstruct = torch.tensor([[math.sin(0.0), math.sin(1.0), math.cos(0.0), math.cos(1.0)]])  # the switch [0, 1]
     rng = np.random.default_rng(seed)
-    optimizer = torch.optim.AdamW(unet.parameters(), lr=plan.lr, weight_decay=1e-4)
-    schedule = _schedule(optimizer, plan.unet_steps)
-    losses: list[float] = []
-    running = []
-    unet.train()
-    for step in range(plan.unet_steps):
+
+    def loss_at() -> Any:
         index = torch.from_numpy(rng.choice(len(image_latents), plan.unet_batch, replace=False))
         z, target = image_latents[index], target_latents[index]
         n = len(z)
@@ -208,19 +214,9 @@ def train_unet(task: Task, image_latents: Any, target_latents: Any, prompt: Any,
         switches = torch.cat([annotate.repeat(n, 1), reconstruct.repeat(n, 1)])
         wanted = torch.cat([target, z])
         pred = unet(inputs, TIMESTEP, encoder_hidden_states=prompt.repeat(2 * n, 1, 1), class_labels=switches).sample
-        loss = ((pred[:n] - wanted[:n]) ** 2).mean() + 0.5 * ((pred[n:] - wanted[n:]) ** 2).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        running.append(float(loss.detach()))
-        if (step + 1) % max(1, plan.unet_steps // 10) == 0:
-            losses.append(round(float(np.mean(running)), 5))
-            running = []
-            say(f"unet-{task.value} step {step + 1}/{plan.unet_steps}: loss {losses[-1]:.4f}")
-    unet.eval()
-    return unet, losses
+        return ((pred[:n] - wanted[:n]) ** 2).mean() + 0.5 * ((pred[n:] - wanted[n:]) ** 2).mean()
+
+    return unet, optimize(unet, plan.unet_steps, plan.lr, loss_at, f"unet-{task.value}", say)
 
 
 # -- evaluation --------------------------------------------------------------------------------------------------
