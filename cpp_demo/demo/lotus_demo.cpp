@@ -1,7 +1,7 @@
 // lotus_demo: run a Lotus-D TensorRT engine on images (and, with OpenCV, on a video or a camera).
 //
 //   lotus_demo --engine engines/x/model.engine --input photo.jpg|folder [--output out] [--force]
-//              [--processing-res 768] [--resample nearest|bilinear] [--bench N]
+//              [--processing-res N] [--resample nearest|bilinear] [--bench N]
 //   lotus_demo --engine ... --video clip.mp4|--camera 0 [--video-out depth.mp4] [--show]
 //
 // Pre/post-processing is lotus_prepost (docs/contract.md, the same steps as the Python package).
@@ -38,7 +38,8 @@ const char* kUsage =
     "usage: lotus_demo --engine MODEL.engine (--input IMAGE|FOLDER | --video FILE | --camera INDEX) [options]\n"
     "  --output DIR           where images' results go (default: outputs)\n"
     "  --force                overwrite existing result files\n"
-    "  --processing-res N     long edge before padding (default 768; 0 keeps the size)\n"
+    "  --processing-res N     long edge before padding (default: the resolution the engine's manifest\n"
+    "                         declares, else 768; 0 keeps the size)\n"
     "  --resample MODE        nearest (default, as upstream) or bilinear, for resizing back\n"
     "  --bench N              time N runs on the first image and print latency percentiles\n"
     "  --warmup N             untimed runs before --bench (default 5)\n"
@@ -47,7 +48,7 @@ const char* kUsage =
 
 struct Options {
     std::string engine, input, output = "outputs", video, video_out, resample = "nearest";
-    int camera = -1, processing_res = 768, bench = 0, warmup = 5;
+    int camera = -1, processing_res = -1, bench = 0, warmup = 5;  // processing_res -1: not given
     bool force = false, show = false;
 };
 
@@ -292,6 +293,10 @@ int main(int argc, char** argv) {
     try {
         TrtRunner runner(o.engine);
         std::fprintf(stderr, "%s\n", runner.describe().c_str());
+        if (o.processing_res < 0 && runner.manifest().processing_res > 0)
+            std::fprintf(stderr, "processing at %d px, the working resolution this model declares (pass --processing-res to override)\n",
+                         runner.manifest().processing_res);
+        o.processing_res = effective_processing_res(o.processing_res, runner.manifest());
         return o.input.empty() ? run_video(runner, o) : run_images(runner, o);
     } catch (const Error& e) {
         std::fprintf(stderr, "error: %s\n", e.what());

@@ -214,7 +214,17 @@ EngineManifest read_engine_manifest(const std::string& engine_path) {
     if (m.meaning.empty()) m.meaning = m.task;
     m.tensorrt_version = as_text(doc.find("tensorrt.version"));
     m.compute_capability = as_text(doc.find("tensorrt.compute_capability"));
+    if (const Json* res = doc.find("source.processing_res"); res && res->type != Json::Type::Null) {
+        if (res->type != Json::Type::Number || res->number < 1 || res->number > 100000 || res->number != static_cast<int>(res->number))
+            throw Error(m.path + ": source.processing_res is not a positive whole number", "re-export the artifact");
+        m.processing_res = static_cast<int>(res->number);
+    }
     return m;
+}
+
+int effective_processing_res(int requested, const EngineManifest& manifest) {
+    if (requested >= 0) return requested;
+    return manifest.processing_res > 0 ? manifest.processing_res : 768;
 }
 
 std::string version_prefix(const std::string& version, int parts) {

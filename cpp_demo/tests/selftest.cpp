@@ -266,6 +266,15 @@ void test_manifest(const std::string& dir) {
     CHECK(throws_with([&] { check_engine_compatible(m, "10.13.0", "8.7"); }, "built with TensorRT 10.3.0.30"));
     CHECK(throws_with([&] { check_engine_compatible(m, "10.3.0", "8.9"); }, "compute capability 8.7"));
     CHECK(version_prefix("10.3.0.30", 3) == "10.3.0" && version_prefix("10.3", 3) == "10.3");
+
+    CHECK(m.processing_res == 0 && effective_processing_res(-1, m) == 768 && effective_processing_res(512, m) == 512);
+    const std::string declared = R"({"task": "depth", "source": {"model": "builtin:demo", "processing_res": 256}})";
+    write_file(art + "/manifest.json", declared.data(), declared.size(), true);
+    const EngineManifest d = read_engine_manifest(engine);
+    CHECK(d.processing_res == 256 && effective_processing_res(-1, d) == 256 && effective_processing_res(0, d) == 0);
+    const std::string bad = R"({"task": "depth", "source": {"processing_res": "256px"}})";
+    write_file(art + "/manifest.json", bad.data(), bad.size(), true);
+    CHECK(throws_with([&] { read_engine_manifest(engine); }, "source.processing_res is not a positive whole number"));
 }
 
 }  // namespace

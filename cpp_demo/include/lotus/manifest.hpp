@@ -33,11 +33,16 @@ struct EngineManifest {
     std::string meaning;                // "depth" | "disparity" | "normal"
     std::string tensorrt_version;       // e.g. "10.3.0.30"
     std::string compute_capability;     // e.g. "8.7"
+    int processing_res = 0;             // source.processing_res: the working resolution the model declares (0: none)
 };
 
 // Reads manifest.json in the engine's folder. Missing file → present = false; unreadable or
 // malformed → lotus::Error.
 EngineManifest read_engine_manifest(const std::string& engine_path);
+
+// The long edge to process at: the --processing-res given (>= 0), else the resolution the manifest
+// declares, else 768 (the Python package's rule, docs/inference.md).
+int effective_processing_res(int requested, const EngineManifest& manifest);
 
 // Throws lotus::Error ("built for TensorRT X, this is Y — rebuild the engine here") unless the
 // manifest's TensorRT major.minor.patch and compute capability equal the running ones. Fields the
