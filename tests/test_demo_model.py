@@ -33,6 +33,7 @@ def test_the_shipped_weights_meet_the_size_rules() -> None:
 
     assert card["seed"] == SEED and card["weights_sha256"] == weights_digest(DEMO_WEIGHTS)  # the card describes these very files
     assert card["licence"].startswith("Apache-2.0") and card["processing_res"] == 256
+    assert card["timings_s"]["total_s"] <= 45 * 60  # the training run that made them took under 45 minutes (recorded, not timed here)
 
 
 def test_a_short_retraining_lowers_the_loss(tmp_path: Path) -> None:
