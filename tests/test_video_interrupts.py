@@ -170,7 +170,7 @@ def test_interrupted_cli_run_exits_130(tiny_video_artifact: Path, tmp_path: Path
 
 
 def test_real_sigint_to_a_running_lotus_video(tiny_video_artifact: Path, tmp_path: Path) -> None:
-    clip = _write_clip(tmp_path / "long.mp4", 400)
+    clip = _write_clip(tmp_path / "long.mp4", 2000)  # long enough that the signal always lands mid-run (400 frames once ran out first)
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "lotus_deploy.cli.video_cmd", str(clip), "-a", str(tiny_video_artifact), "-o", str(out),
@@ -185,7 +185,7 @@ def test_real_sigint_to_a_running_lotus_video(tiny_video_artifact: Path, tmp_pat
     assert proc.returncode == 130, (stdout, stderr)
     assert "Traceback" not in stderr
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["interrupted"] and 4 <= summary["frames_processed"] < 400
+    assert summary["interrupted"] and 4 <= summary["frames_processed"] < 2000
     assert summary["frames_read"] == summary["frames_processed"] + summary["failed_frames"]["count"] + summary["pending_at_interrupt"]["count"]
     assert (out / "depth.mp4").is_file() and not list(out.glob(".*"))
 
