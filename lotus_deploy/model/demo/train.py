@@ -133,9 +133,7 @@ def views(scenes: Sequence[RenderedScene], task: Task) -> dict[str, np.ndarray]:
     normalized per view, or normals)."""
     out: dict[str, list[np.ndarray]] = {"image": [], "depth": [], "normal": []}
     for scene in scenes:
-        depth = depth_target(scene.depth, scene.valid) if task is Task.DEPTH else np.zeros((1, 1), np.float32)
-        normal = normal_target(scene.normal, scene.valid) if task is Task.NORMAL else np.zeros((1, 1, 3), np.float32)
-        maps = (scene.rgb.astype(np.float32) / 127.5 - 1, depth, normal)
+        maps = (scene.rgb.astype(np.float32) / 127.5 - 1, depth_target(scene.depth, scene.valid), normal_target(scene.normal, scene.valid))
         _as_chw(out, *maps)
         _as_chw(out, *_mirror(*maps))
     return _stacked({"image": out["image"], task.value: out[task.value]})
@@ -297,7 +295,6 @@ def train_unet(task: Task, image_latents: Any, target_latents: Any, prompt: Any,
         return ((pred[:n] - wanted[:n]) ** 2).mean() + 0.5 * ((pred[n:] - wanted[n:]) ** 2).mean()
 
     return unet, optimize(unet, task_plan.steps, task_plan.lr, loss_at, f"unet-{task.value}", say)
-
 
 
 # -- evaluation --------------------------------------------------------------------------------------------------
