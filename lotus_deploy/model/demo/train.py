@@ -31,6 +31,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from ...core.config import Task
 from ...synthetic.accuracy import MAX_DEPTH_M, held_out_scenes, mean_accuracy
 from ...synthetic.render import RenderedScene, render_scene
 from ..builtin import DEMO, DEMO_CARD, DEMO_FILES, DEMO_WEIGHTS, SPECS
+from .parallel import run_data_parallel
 
 SEED = 20261130
 PROCESSING_RES = 256  # the working resolution the demo model declares (its manifest's processing_res)
@@ -55,6 +57,10 @@ class UnetPlan:
     batch: int
     crop: int | None = None
     lr: float = 1e-3
+    detail: int | None = None  # images per step that also train the detail preserver (None: all of them)
+
+    def detail_images(self) -> int:
+        return self.batch if self.detail is None else self.detail
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,16 @@ class TrainPlan:
     normal: UnetPlan = UnetPlan(steps=1500, batch=24, crop=128)
     lr: float = 1e-3  # the VAE's
     held_out: int = 24
-    workers: int = 2
+    workers: int = 2  # rendering processes, and threads for the rest
+    unet_processes: int = 1  # UNet training processes (one thread each, gradients averaged): parallel.py says why
+
+    def __post_init__(self) -> None:
+        for task in (Task.DEPTH, Task.NORMAL):
+            unet = self.unet(task)
+            processes, detail = self.unet_processes, unet.detail_images()
+            if processes < 1 or unet.batch % processes or detail % processes or not 0 <= detail <= unet.batch:
+                raise ValueError(f"the {task.value} UNet's batch ({unet.batch}) and detail images ({detail}) must be multiples "
+                                 f"of unet_processes ({processes}, at least 1), with detail images at most the batch")
 
     @classmethod
     def quick(cls) -> TrainPlan:
@@ -269,32 +284,59 @@ def encode_views(vae: Any, scenes: Sequence[RenderedScene], task: Task, chunk: i
     return torch.cat(image), torch.cat(target)
 
 
-def train_unet(task: Task, image_latents: Any, target_latents: Any, prompt: Any, plan: TrainPlan, seed: int,
-               say: Callable[[str], None]) -> tuple[Any, list[float]]:
-    """One-step prediction at t=999: annotation under switch [1, 0], the image itself under [0, 1]."""
+def fresh_unet(seed: int) -> Any:
+    """A newly initialized demo UNet (the same one for every process that passes ``seed``)."""
     import torch
     from diffusers import UNet2DConditionModel
 
+    torch.manual_seed(seed)
+    return UNet2DConditionModel(**SPECS[DEMO].unet)
+
+
+def _train_unet_rank(rank: int, world: int, say: Callable[[str], None], *, task: Task, image_latents: Any, target_latents: Any,
+                     prompt: Any, task_plan: UnetPlan, seed: int) -> tuple[dict[str, Any], list[float]]:
+    """One process's share of a UNet's training: ``task_plan.batch / world`` images a step, gradients averaged
+    across the ``world`` processes (DistributedDataParallel) when there is more than one."""
+    import torch
+
     from ..fused import TIMESTEP, task_embedding
 
-    torch.manual_seed(seed)
-    unet: Any = UNet2DConditionModel(**SPECS[DEMO].unet)  # diffusers mixins are invisible to mypy through its lazy imports
+    unet: Any = fresh_unet(seed)  # diffusers mixins are invisible to mypy through its lazy imports
+    model = unet if world == 1 else torch.nn.parallel.DistributedDataParallel(unet)
     annotate = torch.tensor([task_embedding()])
     reconstruct = torch.tensor([[math.sin(0.0), math.sin(1.0), math.cos(0.0), math.cos(1.0)]])  # the switch [0, 1]
-    rng = np.random.default_rng(seed)
-    task_plan = plan.unet(task)
+    rng = np.random.default_rng(seed if world == 1 else [seed, rank])
+    batch, detail = task_plan.batch // world, task_plan.detail_images() // world
 
     def loss_at() -> Any:
-        index = torch.from_numpy(rng.choice(len(image_latents), task_plan.batch, replace=False))
+        index = torch.from_numpy(rng.choice(len(image_latents), batch, replace=False))
         z, target = image_latents[index], target_latents[index]
-        n = len(z)
-        inputs = torch.cat([z, z])
-        switches = torch.cat([annotate.repeat(n, 1), reconstruct.repeat(n, 1)])
-        wanted = torch.cat([target, z])
-        pred = unet(inputs, TIMESTEP, encoder_hidden_states=prompt.repeat(2 * n, 1, 1), class_labels=switches).sample
-        return ((pred[:n] - wanted[:n]) ** 2).mean() + 0.5 * ((pred[n:] - wanted[n:]) ** 2).mean()
+        inputs = torch.cat([z, z[:detail]])
+        switches = torch.cat([annotate.repeat(batch, 1), reconstruct.repeat(detail, 1)])
+        pred = model(inputs, TIMESTEP, encoder_hidden_states=prompt.repeat(batch + detail, 1, 1), class_labels=switches).sample
+        loss = ((pred[:batch] - target) ** 2).mean()
+        return loss + 0.5 * ((pred[batch:] - z[:detail]) ** 2).mean() if detail else loss
 
-    return unet, optimize(unet, task_plan.steps, task_plan.lr, loss_at, f"unet-{task.value}", say)
+    losses = optimize(model, task_plan.steps, task_plan.lr, loss_at, f"unet-{task.value}", say)
+    return unet.state_dict(), losses
+
+
+def train_unet(task: Task, image_latents: Any, target_latents: Any, prompt: Any, plan: TrainPlan, seed: int,
+               say: Callable[[str], None]) -> tuple[Any, list[float]]:
+    """One-step prediction at t=999: annotation under switch [1, 0], the image itself under [0, 1]; in
+    ``plan.unet_processes`` processes (one thread each) when there are several (``parallel.py`` says why)."""
+    job = partial(_train_unet_rank, task=task, image_latents=image_latents, target_latents=target_latents, prompt=prompt,
+                  task_plan=plan.unet(task), seed=seed)
+    if plan.unet_processes > 1:
+        for tensor in (image_latents, target_latents, prompt):
+            tensor.share_memory_()  # the processes read the latents where they are instead of copying them
+        state, losses = run_data_parallel(job, plan.unet_processes, say)
+    else:
+        state, losses = job(0, 1, say)
+    unet = fresh_unet(seed)
+    unet.load_state_dict(state)
+    unet.eval()
+    return unet, losses
 
 
 # -- evaluation --------------------------------------------------------------------------------------------------
