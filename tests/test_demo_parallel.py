@@ -7,9 +7,10 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from extras import need, need_all
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("diffusers")
+need_all("torch", "diffusers")
+torch = need("torch")
 
 from lotus_deploy.core.config import Task  # noqa: E402
 from lotus_deploy.model.demo import train  # noqa: E402
