@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from dataclasses import fields
 from pathlib import Path
 
@@ -169,3 +170,20 @@ def test_latency_statistics_are_numpy_percentiles() -> None:
     assert percentile(samples, 90) == pytest.approx(float(np.percentile(samples, 90)))
     stats = summarize(samples)
     assert stats.median == pytest.approx(0.3) and stats.std == pytest.approx(float(np.std(samples, ddof=1)))
+
+
+def test_the_cpu_is_read_in_one_place() -> None:
+    """Benchmarks' provenance and the demo model's training card name the CPU the same way (core.cpu)."""
+    from lotus_deploy.core.cpu import SIMD_FLAGS, cpu_identity, widest_vector_unit
+
+    identity = cpu_identity()
+    assert set(identity["simd"]) <= SIMD_FLAGS and identity["simd"] == sorted(identity["simd"]) and identity["model"]
+    if importlib.util.find_spec("psutil") is not None:
+        from lotus_deploy.bench.provenance import cpu_info
+
+        assert {k: cpu_info()[k] for k in identity} == identity
+    assert widest_vector_unit({"simd": ["avx", "avx2", "avx512f", "fma"]}) == "avx512"
+    assert widest_vector_unit({"simd": ["avx2", "amx_tile", "avx512f"]}) == "amx"
+    assert widest_vector_unit({"simd": ["avx", "avx2"]}) == "avx2"
+    assert widest_vector_unit({"simd": ["asimd"]}) == "neon"
+    assert widest_vector_unit({"simd": [], "machine": "riscv64"}) == "riscv64"

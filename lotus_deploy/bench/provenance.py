@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.artifacts import tool_versions
+from ..core.cpu import cpu_identity
 from ..core.deps import require
 
 LIBRARIES = (
@@ -48,28 +49,13 @@ def run_quietly(cmd: list[str], timeout: float = 10.0, cwd: Path | None = None) 
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def _cpuinfo() -> dict[str, str]:
-    info: dict[str, str] = {}
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return info
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key in ("model name", "flags", "Features", "Model", "Hardware") and key not in info:
-            info[key] = value.strip()
-    return info
-
-
 def _mem_total_mib() -> float:
     psutil = require("psutil")
     return round(psutil.virtual_memory().total / (1 << 20), 1)
 
 
 def cpu_info() -> dict[str, Any]:
-    info = _cpuinfo()
-    flags = set(info.get("flags", info.get("Features", "")).split())
+    identity = cpu_identity()
     physical = require("psutil").cpu_count(logical=False)
     usable: int | None
     try:
@@ -77,12 +63,12 @@ def cpu_info() -> dict[str, Any]:
     except (AttributeError, OSError):
         usable = os.cpu_count()
     return {
-        "model": info.get("model name") or info.get("Model") or info.get("Hardware") or platform.processor() or platform.machine(),
-        "machine": platform.machine(),
+        "model": identity["model"],
+        "machine": identity["machine"],
         "physical_cores": physical,
         "logical_cpus": os.cpu_count(),
         "usable_cpus": usable,
-        "simd": sorted(f for f in flags if f in {"avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "asimd", "sve"}),
+        "simd": identity["simd"],
         "memory_mib": _mem_total_mib(),
     }
 
