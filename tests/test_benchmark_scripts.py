@@ -173,3 +173,41 @@ def test_openvino_cpu_script_smoke(tmp_path: Path) -> None:
     assert doc["case"] in ("amx", "no-amx") and doc["goals"] and all(isinstance(g["met"], bool) for g in doc["goals"])
     assert doc["ratios"]["64"]["f32"] > 0 and [a["engine"] for a in doc["artifacts"]] == ["onnx", "openvino", "openvino-int8"]
     assert doc["artifacts"][2]["int8_mac_share"] > 0 and (tmp_path / "out" / "openvino_cpu.md").is_file()
+
+
+def _retrained_copy(tmp_path: Path, absrel_change: float, **replace: Any) -> Path:
+    """The shipped card as a retrain's folder would hold it, with its depth AbsRel moved by ``absrel_change``."""
+    from lotus_deploy.model.builtin import DEMO_CARD, DEMO_WEIGHTS
+
+    card = json.loads((DEMO_WEIGHTS / DEMO_CARD).read_text())
+    card["held_out"]["depth"]["absrel"] = round(card["held_out"]["depth"]["absrel"] + absrel_change, 4)
+    card["weights_sha256"] = "0" * 64
+    card.update(replace)
+    folder = tmp_path / "retrained"
+    folder.mkdir()
+    (folder / DEMO_CARD).write_text(json.dumps(card))
+    return folder
+
+
+@pytest.mark.parametrize(("change", "met"), [(0.015, True), (-0.019, True), (0.025, False), (-0.03, False)])
+def test_retrain_script_judges_the_tolerance(tmp_path: Path, change: float, met: bool) -> None:
+    """retrain.py's AbsRel goal is met inside ±0.02 of the shipped card and missed outside it, either way."""
+    need("psutil")
+    folder = _retrained_copy(tmp_path, change)
+    _run_script("retrain.py", ["--trained", str(folder), "--out", str(tmp_path / "out")])
+    results = list((tmp_path / "out").glob("retrain_*.json"))
+    assert len(results) == 1 and results[0].with_suffix(".md").is_file()
+    doc = json.loads(results[0].read_text())
+    check_result(doc)
+    absrel = next(g for g in doc["goals"] if "AbsRel" in g["goal"])
+    assert absrel["met"] is met and absrel["measured"] == pytest.approx(change, abs=1e-4)
+    assert doc["identical_weights"] is False and doc["command"] == ["python", "benchmarks/retrain.py", "--trained", "<scratch>/retrained"]
+
+
+def test_retrain_script_refuses_a_card_of_another_recipe(tmp_path: Path) -> None:
+    """A card trained with another seed measures nothing about reproducibility: a one-line refusal, no result."""
+    need("psutil")
+    folder = _retrained_copy(tmp_path, 0.0, seed=1)
+    with pytest.raises(SystemExit, match="seed differs"):
+        runpy.run_path(str(REPO / "benchmarks" / "retrain.py"), run_name="retrain")["main"](["--trained", str(folder), "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
