@@ -20,6 +20,7 @@ import json
 import subprocess
 import sys
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from lotus_deploy.bench.provenance import collect, provenance_sentence
 from lotus_deploy.core.cpu import widest_vector_unit
 from lotus_deploy.core.safe_io import write_json_atomic, write_text_atomic
 from lotus_deploy.model.builtin import DEMO_CARD, DEMO_WEIGHTS
-from lotus_deploy.model.demo.train import RETRAIN_ABSREL_TOLERANCE, TIME_BUDGET_S
+from lotus_deploy.model.demo.train import RETRAIN_ABSREL_TOLERANCE, TIME_BUDGET_S, TrainPlan, UnetPlan
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -58,10 +59,25 @@ def train_into(folder: Path) -> None:
         raise SystemExit(f"retrain: the training run failed ({done.returncode})")
 
 
+def recipe(card: dict[str, Any]) -> dict[str, Any]:
+    """A card's seed and plan, with the knobs an older card predates at their defaults (the values it was trained with)."""
+    plan = dict(card.get("plan", {}))
+    for task in ("depth", "normal"):
+        if task in plan:
+            plan[task] = UnetPlan(**plan[task])
+    for key in ("view", "scales"):
+        if key in plan:
+            plan[key] = tuple(plan[key])
+    try:
+        return {"seed": card.get("seed"), "plan": asdict(TrainPlan(**plan))}
+    except TypeError as error:
+        raise SystemExit(f"retrain: a card's plan is not a TrainPlan of this version ({error}): compare cards of one lotus-deploy version") from None
+
+
 def compare(retrained: dict[str, Any], shipped: dict[str, Any]) -> dict[str, Any]:
     """Accuracy, goals and timings of a retrain beside the shipped card's; refuses cards of different recipes."""
     for key in ("seed", "plan"):
-        if retrained.get(key) != shipped.get(key):
+        if recipe(retrained)[key] != recipe(shipped)[key]:
             raise SystemExit(f"retrain: the retrained card's {key} differs from the reference card's: "
                              "retrain with the committed recipe and seed (python -m lotus_deploy.model.demo.train)")
     depth_r, depth_s = retrained["held_out"]["depth"], shipped["held_out"]["depth"]

@@ -176,15 +176,20 @@ def test_openvino_cpu_script_smoke(tmp_path: Path) -> None:
 
 
 def _retrained_copy(tmp_path: Path, absrel_change: float, **replace: Any) -> Path:
-    """The shipped card as a retrain's folder would hold it, with its depth AbsRel moved by ``absrel_change``."""
+    """The shipped card as a retrain's folder would hold it, with its depth AbsRel moved by ``absrel_change``;
+    its plan written out in full, as today's training run writes it (the shipped card predates some knobs)."""
+    from dataclasses import asdict
+
     from lotus_deploy.model.builtin import DEMO_CARD, DEMO_WEIGHTS
+    from lotus_deploy.model.demo.train import TrainPlan
 
     card = json.loads((DEMO_WEIGHTS / DEMO_CARD).read_text())
+    card["plan"] = asdict(TrainPlan())
     card["held_out"]["depth"]["absrel"] = round(card["held_out"]["depth"]["absrel"] + absrel_change, 4)
     card["weights_sha256"] = "0" * 64
     card.update(replace)
     folder = tmp_path / "retrained"
-    folder.mkdir()
+    folder.mkdir(parents=True)
     (folder / DEMO_CARD).write_text(json.dumps(card))
     return folder
 
@@ -207,7 +212,13 @@ def test_retrain_script_judges_the_tolerance(tmp_path: Path, change: float, met:
 def test_retrain_script_refuses_a_card_of_another_recipe(tmp_path: Path) -> None:
     """A card trained with another seed measures nothing about reproducibility: a one-line refusal, no result."""
     need("psutil")
-    folder = _retrained_copy(tmp_path, 0.0, seed=1)
-    with pytest.raises(SystemExit, match="seed differs"):
-        runpy.run_path(str(REPO / "benchmarks" / "retrain.py"), run_name="retrain")["main"](["--trained", str(folder), "--out", str(tmp_path / "out")])
+    from dataclasses import asdict
+
+    from lotus_deploy.model.demo.train import TrainPlan, UnetPlan
+
+    main = runpy.run_path(str(REPO / "benchmarks" / "retrain.py"), run_name="retrain")["main"]
+    for what, replace in (("seed", {"seed": 1}), ("plan", {"plan": asdict(TrainPlan(depth=UnetPlan(steps=10000, batch=4, lr=2e-3, detail=2)))})):
+        folder = _retrained_copy(tmp_path / what, 0.0, **replace)
+        with pytest.raises(SystemExit, match=f"{what} differs"):
+            main(["--trained", str(folder), "--out", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()
