@@ -222,3 +222,15 @@ def test_retrain_script_refuses_a_card_of_another_recipe(tmp_path: Path) -> None
         with pytest.raises(SystemExit, match=f"{what} differs"):
             main(["--trained", str(folder), "--out", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()
+
+
+def test_demo_train_step_script_times_both_settings(tmp_path: Path) -> None:
+    """demo_train_step.py trains the depth UNet in one process and in two, and reports a positive rate for each."""
+    need_all("psutil", "torch", "diffusers")
+    _run_script("demo_train_step.py", ["--steps", "2", "--out", str(tmp_path)])
+    results = list(tmp_path.glob("demo_train_step_*.json"))
+    assert len(results) == 1 and results[0].with_suffix(".md").is_file()
+    doc = json.loads(results[0].read_text())
+    check_result(doc)
+    assert [row["processes"] for row in doc["rows"]] == [1, 2] and all(row["s_per_step"] > 0 for row in doc["rows"])
+    assert doc["command"] == ["python", "benchmarks/demo_train_step.py", "--steps", "2"]
