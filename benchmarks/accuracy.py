@@ -32,10 +32,10 @@ import numpy as np
 
 from lotus_deploy.bench.provenance import collect, provenance_sentence, shown_path
 from lotus_deploy.core.safe_io import write_json_atomic, write_text_atomic
+from lotus_deploy.synthetic.accuracy import GOALS
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
-GOALS = {"depth": {"absrel_max": 0.15, "delta1_min": 0.8}, "normal": {"mean_angle_deg_max": 25.0}}  # issue 17
 
 
 def shown(path: Path | str) -> str:
@@ -132,9 +132,11 @@ def flicker(args: argparse.Namespace, artifact: Path) -> dict[str, Any]:
 def check_goals(task: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     first = rows[0]
     if task == "depth":
-        return [{"goal": "AbsRel <= 0.15 (PyTorch fp32)", "measured": first["absrel"], "met": first["absrel"] <= 0.15},
-                {"goal": "delta1 >= 0.8 (PyTorch fp32)", "measured": first["delta1"], "met": first["delta1"] >= 0.8}]
-    return [{"goal": "mean angle <= 25 deg (PyTorch fp32)", "measured": first["mean_angle_deg"], "met": first["mean_angle_deg"] <= 25.0}]
+        absrel, delta1 = GOALS["depth"]["absrel_max"], GOALS["depth"]["delta1_min"]
+        return [{"goal": f"AbsRel <= {absrel:g} (PyTorch fp32)", "measured": first["absrel"], "met": first["absrel"] <= absrel},
+                {"goal": f"delta1 >= {delta1:g} (PyTorch fp32)", "measured": first["delta1"], "met": first["delta1"] >= delta1}]
+    angle = GOALS["normal"]["mean_angle_deg_max"]
+    return [{"goal": f"mean angle <= {angle:g} deg (PyTorch fp32)", "measured": first["mean_angle_deg"], "met": first["mean_angle_deg"] <= angle}]
 
 
 def write_markdown(data: dict[str, Any], path: Path) -> None:

@@ -16,6 +16,7 @@ from ..core.fitting import fit_line
 from .render import RenderedScene, render_scene
 
 MAX_DEPTH_M = 80.0  # beyond this (and the sky) counts as "far", as driving data sets cap depth
+GOALS = {"depth": {"absrel_max": 0.15, "delta1_min": 0.8}, "normal": {"mean_angle_deg_max": 25.0}}  # issue 17, for builtin:demo
 HELD_OUT_SEED = 10_000_000  # held-out scenes: HELD_OUT_SEED + i; training seeds are seed * 1000 + i, far above
 
 
