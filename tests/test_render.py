@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lotus_deploy.synthetic import render as renderer
 from lotus_deploy.synthetic.render import Box, Camera, Material, Plane, Scene, Sphere, render, render_scene, render_trajectory
 
 GREY = Material((0.5, 0.5, 0.5))
@@ -70,3 +71,31 @@ def test_a_trajectory_moves_the_camera_forward_through_one_scene() -> None:
     assert z[0] < z[1] < z[2]
     centre = [f.depth[16, 20] for f in frames]
     assert centre[0] > centre[1] > centre[2]  # what is ahead comes nearer
+
+
+@pytest.mark.parametrize("seed", [20261130, 20261133, 11])
+def test_skipping_rays_that_miss_a_bounding_sphere_changes_no_pixel(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The renderer intersects boxes and spheres only with the rays (and shadow rays) near them; every ray
+    tested against every primitive renders the same scene, bit for bit."""
+    culled = render_scene(seed, 96, 128)
+    monkeypatch.setattr(renderer, "_near", lambda origin, dirs, squared, bounds: np.ones(np.broadcast_shapes(np.shape(origin)[:-1], dirs.shape[:-1]), dtype=bool))
+    every = render_scene(seed, 96, 128)
+    assert np.array_equal(culled.rgb, every.rgb) and np.array_equal(culled.depth, every.depth) and np.array_equal(culled.normal, every.normal)
+
+
+def test_the_bounding_sphere_test_keeps_every_ray_that_hits_and_drops_most_that_miss() -> None:
+    camera = Camera((0.3, 1.2, -0.5), yaw=0.2, pitch=-0.1, fov_deg=70.0)
+    rays = camera.rays(60, 80)
+    origin = np.asarray(camera.position)
+    squared = np.einsum("...i,...i->...", rays, rays)
+
+    def near(primitive: Box | Sphere) -> tuple[np.ndarray, np.ndarray]:
+        bounds = renderer._bounds(primitive)
+        assert bounds is not None
+        return renderer._near(origin, rays, squared, bounds), np.isfinite(renderer._intersect(primitive, origin, rays)[0])
+
+    for primitive in (Box((1.0, 0.6, 4.0), (0.5, 0.6, 0.3), GREY, yaw=0.7), Sphere((-0.8, 0.5, 3.0), 0.5, GREY)):
+        kept, hits = near(primitive)
+        assert hits.any() and kept[hits].all() and kept.mean() < 0.3
+    kept, _ = near(Box((0.3, 1.2, 0.0), (1, 1, 1), GREY))  # around the camera: every ray is kept
+    assert kept.all()

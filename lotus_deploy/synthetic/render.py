@@ -173,45 +173,97 @@ def _intersect(primitive: Primitive, origin: np.ndarray, dirs: np.ndarray) -> tu
     return _sphere(origin, dirs, primitive)
 
 
+def _bounds(primitive: Primitive) -> tuple[np.ndarray, float] | None:
+    """A sphere (centre, radius) that holds all of ``primitive``; None where it is unbounded or surrounds the camera (a plane, a room)."""
+    if isinstance(primitive, Sphere):
+        return np.asarray(primitive.center, dtype=np.float64), primitive.radius
+    if isinstance(primitive, Box) and not primitive.inside:
+        return np.asarray(primitive.center, dtype=np.float64), float(np.linalg.norm(primitive.half))
+    return None
+
+
+def _near(origin: np.ndarray, dirs: np.ndarray, squared: np.ndarray, bounds: tuple[np.ndarray, float]) -> np.ndarray:
+    """Which rays (``squared``: their squared lengths) pass within a bounding sphere, ahead of their origin: a
+    conservative test (the radius is padded against rounding), so no ray that could hit what it bounds is left out."""
+    centre, radius = bounds
+    to_centre = centre - origin
+    reach = (radius * 1.01 + 1e-3) ** 2
+    if to_centre.ndim == 1 and to_centre @ to_centre <= reach:
+        return np.ones(dirs.shape[:-1], dtype=bool)  # the origin is inside: every ray may hit
+    along = np.einsum("...i,...i->...", dirs, to_centre)
+    inside = np.einsum("...i,...i->...", to_centre, to_centre) <= reach
+    return (inside | (along > 0)) & (np.einsum("...i,...i->...", to_centre, to_centre) - along * along / squared <= reach)
+
+
+def _window(near: np.ndarray) -> tuple[slice, slice] | None:
+    """The smallest block of an image's rays that holds every True of ``near`` (None: none)."""
+    rows, cols = np.flatnonzero(near.any(axis=1)), np.flatnonzero(near.any(axis=0))
+    if rows.size == 0:
+        return None
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
+
+
 def cast(scene: Scene, origin: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Nearest hit of every ray: (t, world normal facing the ray, primitive index or -1)."""
+    """Nearest hit of every ray: (t, world normal facing the ray, primitive index or -1).
+
+    For an image of rays (HxWx3), a bounded primitive is intersected only over the block of rays that pass
+    its bounding sphere: boxes and spheres cover a small part of most views, and the result is the same."""
     best_t = np.full(dirs.shape[:-1], np.inf)
     best_n = np.zeros(dirs.shape)
     best_i = np.full(dirs.shape[:-1], -1)
+    squared = np.einsum("...i,...i->...", dirs, dirs)
     for index, primitive in enumerate(scene.primitives):
-        t, n = _intersect(primitive, origin, dirs)
-        closer = t < best_t
-        best_t = np.where(closer, t, best_t)
-        best_n = np.where(closer[..., None], n, best_n)
-        best_i = np.where(closer, index, best_i)
+        bounds = _bounds(primitive)
+        block: tuple[slice, ...] = (Ellipsis,)
+        if bounds is not None and dirs.ndim == 3:
+            window = _window(_near(origin, dirs, squared, bounds))
+            if window is None:
+                continue
+            block = window
+        t, n = _intersect(primitive, origin, dirs[block])
+        closer = t < best_t[block]
+        best_t[block] = np.where(closer, t, best_t[block])
+        best_n[block] = np.where(closer[..., None], n, best_n[block])
+        best_i[block] = np.where(closer, index, best_i[block])
     facing = np.einsum("...i,...i->...", best_n, dirs) > 0
     best_n = np.where(facing[..., None], -best_n, best_n)
     return best_t, best_n, best_i
 
 
 # -- shading -------------------------------------------------------------------------------------------------
-def _hash(ix: np.ndarray, iy: np.ndarray, iz: np.ndarray, seed: int) -> np.ndarray:
-    """A lattice hash in [0, 1] (wrapping uint64 arithmetic: the same on every machine)."""
+_PRIMES = (73856093, 19349663, 83492791)  # the lattice hash's per-axis multipliers
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """A lattice hash's final avalanche, to [0, 1] (wrapping uint64 arithmetic: the same on every machine)."""
     u = np.uint64
     with np.errstate(over="ignore"):
-        h = (ix.astype(u) * u(73856093)) ^ (iy.astype(u) * u(19349663)) ^ (iz.astype(u) * u(83492791)) ^ u((seed * 2654435761) % 2**64)
         h = (h ^ (h >> u(13))) * u(1274126177)
         h = h ^ (h >> u(16))
     return (h & u(0xFFFF)).astype(np.float64) / 0xFFFF
 
 
 def value_noise(p: np.ndarray, seed: int) -> np.ndarray:
-    """Smooth 3D value noise in [0, 1] (trilinear over a hashed lattice, smoothstep weights)."""
+    """Smooth 3D value noise in [0, 1] (trilinear over a hashed lattice, smoothstep weights).
+
+    Each axis's two lattice terms and two weights are computed once and shared by the eight corners (the
+    hash of a corner is the XOR of its axes' terms, so this is the same arithmetic as hashing each corner)."""
+    u = np.uint64
     base = np.floor(p)
     frac = p - base
     w = frac * frac * (3 - 2 * frac)
-    i = base.astype(np.int64)
+    lattice = base.astype(np.int64).astype(u)
+    salt = u((seed * 2654435761) % 2**64)
+    with np.errstate(over="ignore"):
+        terms = [(lattice[..., axis] * u(prime), (lattice[..., axis] + u(1)) * u(prime)) for axis, prime in enumerate(_PRIMES)]
+    weights = [(1 - w[..., axis], w[..., axis]) for axis in range(3)]
     out = np.zeros(p.shape[:-1])
     for dx in (0, 1):
         for dy in (0, 1):
+            xy = weights[0][dx] * weights[1][dy]
+            hxy = terms[0][dx] ^ terms[1][dy]
             for dz in (0, 1):
-                weight = (w[..., 0] if dx else 1 - w[..., 0]) * (w[..., 1] if dy else 1 - w[..., 1]) * (w[..., 2] if dz else 1 - w[..., 2])
-                out += weight * _hash(i[..., 0] + dx, i[..., 1] + dy, i[..., 2] + dz, seed)
+                out += xy * weights[2][dz] * _mix(hxy ^ terms[2][dz] ^ salt)
     return out
 
 
@@ -275,8 +327,12 @@ def _shadow(scene: Scene, points: np.ndarray, sun: np.ndarray) -> np.ndarray:
             disc = b * b - 4 * c
             t = (-b - np.sqrt(np.maximum(disc, 0))) / 2
             t = np.where((disc >= 0) & (t > EPS), t, np.inf)
+        elif primitive.inside:
+            continue  # a room's walls: the indoor light has no sun shadows
         else:
-            t = _box_points(points, sun, primitive)
+            near = _near(points, sun, np.ones(1), (np.asarray(primitive.center, dtype=np.float64), float(np.linalg.norm(primitive.half))))
+            t = np.full(points.shape[0], np.inf)  # only points whose way to the sun passes the box can be shaded by it
+            t[near] = _box_points(points[near], sun, primitive)
         best = np.minimum(best, t)
     return best
 
