@@ -54,7 +54,7 @@ def train_timed(setting: Setting, steps: int) -> tuple[float, list[float]]:
     import torch
 
     from lotus_deploy.core.config import Task
-    from lotus_deploy.model.demo.train import PROGRESS, TrainPlan, UnetPlan, build_models, train_unet
+    from lotus_deploy.model.demo.train import TrainPlan, UnetPlan, build_models, step_seconds, train_unet
 
     torch.set_num_threads(2)
     _, _, prompt = build_models(1)
@@ -65,7 +65,7 @@ def train_timed(setting: Setting, steps: int) -> tuple[float, list[float]]:
     started = time.perf_counter()
     train_unet(Task.DEPTH, image, target, prompt, plan, seed=1, say=lines.append)
     wall = time.perf_counter() - started
-    rates = [float(found["rate"]) for found in map(PROGRESS.match, lines) if found]
+    rates = step_seconds(lines)
     if len(rates) < 2:
         raise SystemExit(f"demo_train_step: expected a progress line for every tenth of {steps} steps, got {lines!r}")
     return wall, rates

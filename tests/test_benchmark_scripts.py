@@ -234,3 +234,22 @@ def test_demo_train_step_script_times_both_settings(tmp_path: Path) -> None:
     check_result(doc)
     assert [row["processes"] for row in doc["rows"]] == [1, 2] and all(row["s_per_step"] > 0 for row in doc["rows"])
     assert doc["command"] == ["python", "benchmarks/demo_train_step.py", "--steps", "2"]
+
+
+def test_demo_train_budget_script_projects_every_stage(tmp_path: Path) -> None:
+    """demo_train_budget.py samples every stage of the committed recipe and adds them up against the budget."""
+    need_all("psutil", "torch", "diffusers")
+    from lotus_deploy.model.demo.train import TIME_BUDGET_S
+
+    _run_script("demo_train_budget.py", ["--views", "12", "--steps", "2", "--out", str(tmp_path)])
+    results = list(tmp_path.glob("demo_train_budget_*.json"))
+    assert len(results) == 1 and results[0].with_suffix(".md").is_file()
+    doc = json.loads(results[0].read_text())
+    check_result(doc)
+    assert doc["command"] == ["python", "benchmarks/demo_train_budget.py", "--views", "12", "--steps", "2"]
+    rows, summary = doc["rows"], doc["summary"]
+    assert {row["stage"] for row in rows} == {"render_s", "vae_s", "other_s", "unet_depth_s", "unet_normal_s"}
+    assert all(row["unit_s"] > 0 and row["units"] > 0 for row in rows)
+    assert summary["total_s"] == pytest.approx(sum(row["projected_s"] for row in rows), abs=0.5)
+    assert summary["budget_s"] == TIME_BUDGET_S and summary["fits"] is (summary["total_s"] <= TIME_BUDGET_S)
+    assert summary["shipped_run_s"]["total_s"] > 0

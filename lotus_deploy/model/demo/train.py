@@ -1,7 +1,8 @@
 """Train ``builtin:demo`` on rendered scenes: ``python -m lotus_deploy.model.demo.train``.
 
 Lotus-D's recipe at toy scale, for a 2-core CPU and a 45-minute budget (43 minutes on the machine that
-trained the shipped weights; docs/demo-model.md gives a slower CPU's figures):
+trained the shipped weights; other 2-core CPUs take up to twice as long: ``benchmarks/demo_train_budget.py``
+projects this CPU's time, docs/demo-model.md gives the figures):
 
 1. Render scenes with ground truth (``lotus_deploy.synthetic``), indoor and outdoor, as whole views at the
    working resolution the model declares (``PROCESSING_RES``: 192x256, what a 4:3 image becomes), and
@@ -229,6 +230,11 @@ def progress_line(label: str, step: int, steps: int, loss: float, seconds_per_st
     """The line ``optimize`` says every tenth of the steps; ``PROGRESS`` reads it back (benchmarks time steps
     from it, measured inside the process that trains, where start-up and message delays do not reach)."""
     return f"{label} step {step}/{steps}: loss {loss:.4f}, {seconds_per_step:.4f} s/step"
+
+
+def step_seconds(lines: Sequence[str]) -> list[float]:
+    """The seconds per step of every progress line among ``lines``, in order (one per tenth of the steps)."""
+    return [float(found["rate"]) for found in map(PROGRESS.match, lines) if found]
 
 
 def optimize(module: Any, steps: int, lr: float, loss_at: Callable[[], Any], label: str, say: Callable[[str], None]) -> list[float]:
