@@ -214,7 +214,7 @@ def cast(scene: Scene, origin: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray
     squared = np.einsum("...i,...i->...", dirs, dirs)
     for index, primitive in enumerate(scene.primitives):
         bounds = _bounds(primitive)
-        block: tuple[slice, ...] = (Ellipsis,)
+        block: tuple[slice, ...] = (slice(None),)  # every ray
         if bounds is not None and dirs.ndim == 3:
             window = _window(_near(origin, dirs, squared, bounds))
             if window is None:
