@@ -188,11 +188,11 @@ def _near(origin: np.ndarray, dirs: np.ndarray, squared: np.ndarray, bounds: tup
     centre, radius = bounds
     to_centre = centre - origin
     reach = (radius * 1.01 + 1e-3) ** 2
-    if to_centre.ndim == 1 and to_centre @ to_centre <= reach:
+    distance2 = np.einsum("...i,...i->...", to_centre, to_centre)
+    if to_centre.ndim == 1 and distance2 <= reach:
         return np.ones(dirs.shape[:-1], dtype=bool)  # the origin is inside: every ray may hit
     along = np.einsum("...i,...i->...", dirs, to_centre)
-    inside = np.einsum("...i,...i->...", to_centre, to_centre) <= reach
-    return (inside | (along > 0)) & (np.einsum("...i,...i->...", to_centre, to_centre) - along * along / squared <= reach)
+    return ((distance2 <= reach) | (along > 0)) & (distance2 - along * along / squared <= reach)
 
 
 def _window(near: np.ndarray) -> tuple[slice, slice] | None:
