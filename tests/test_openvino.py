@@ -208,6 +208,23 @@ def test_int8_ir_meets_the_int8_gates_with_int8_macs_left(int8_ir: Path) -> None
     assert info["int8_mac_share"] == round(info["macs_per_image"]["int8"] / info["macs_per_image"]["total"], 4)
     assert any(k["rule"].startswith("first convolution") for k in info["kept_by_rule"])
     assert ("skipped" in parity["bf16"]) != NATIVE_BF16
+    from lotus_deploy.core.cpu import cpu_identity
+    from lotus_deploy.openvino.int8 import overflow_fix
+
+    assert info["overflow_fix"] == overflow_fix(cpu_identity())
+
+
+@pytest.mark.parametrize(("machine", "simd", "fix"), [
+    ("x86_64", ["avx", "avx2", "fma"], "enable"),  # AVX2 only: u8 x s8 pairs summed in int16 saturate
+    ("x86_64", ["avx2", "avx512f", "avx512_vnni"], "default"),
+    ("x86_64", ["avx2", "avx_vnni"], "default"),
+    ("AMD64", ["avx2"], "enable"),
+    ("aarch64", ["asimd"], "default"),  # not x86: no VPMADDUBSW
+])
+def test_the_overflow_fix_follows_the_cpu(machine: str, simd: list[str], fix: str) -> None:
+    from lotus_deploy.openvino.int8 import overflow_fix
+
+    assert overflow_fix({"machine": machine, "simd": simd}) == fix
 
 
 def test_bypassing_every_fake_quantize_gives_back_the_float_model(tiny_depth_onnx: Path, shared_images: Path) -> None:
@@ -223,7 +240,7 @@ def test_bypassing_every_fake_quantize_gives_back_the_float_model(tiny_depth_onn
     rng = np.random.default_rng(1)
     calib = [rng.uniform(-1, 1, (1, 3, 64, 64)).astype(np.float32) for _ in range(2)]
     float_model = ov.convert_model(str(parent.model_path))
-    variants = FakeQuantizeVariants(make_core(), quantize(float_model, calib, [], True), float_model)
+    variants = FakeQuantizeVariants(make_core(), quantize(float_model, calib, [], True, "default"), float_model)
     assert len(variants.int8_ops()) > 50
     x = calib[0]
     ref = run_graph(parent.model_path, parent.shape, x)

@@ -10,7 +10,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-SIMD_FLAGS = frozenset({"avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "asimd", "sve"})
+SIMD_FLAGS = frozenset({"avx", "avx2", "fma", "avx_vnni", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "asimd", "sve"})
 
 
 def _cpuinfo() -> dict[str, str]:
