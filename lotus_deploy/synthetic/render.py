@@ -178,8 +178,12 @@ def _bounds(primitive: Primitive) -> tuple[np.ndarray, float] | None:
     if isinstance(primitive, Sphere):
         return np.asarray(primitive.center, dtype=np.float64), primitive.radius
     if isinstance(primitive, Box) and not primitive.inside:
-        return np.asarray(primitive.center, dtype=np.float64), float(np.linalg.norm(primitive.half))
+        return _box_bounds(primitive)
     return None
+
+
+def _box_bounds(box: Box) -> tuple[np.ndarray, float]:
+    return np.asarray(box.center, dtype=np.float64), float(np.linalg.norm(box.half))
 
 
 def _near(origin: np.ndarray, dirs: np.ndarray, squared: np.ndarray, bounds: tuple[np.ndarray, float]) -> np.ndarray:
@@ -330,7 +334,7 @@ def _shadow(scene: Scene, points: np.ndarray, sun: np.ndarray) -> np.ndarray:
         elif primitive.inside:
             continue  # a room's walls: the indoor light has no sun shadows
         else:
-            near = _near(points, sun, np.ones(1), (np.asarray(primitive.center, dtype=np.float64), float(np.linalg.norm(primitive.half))))
+            near = _near(points, sun, np.ones(1), _box_bounds(primitive))
             t = np.full(points.shape[0], np.inf)  # only points whose way to the sun passes the box can be shaded by it
             t[near] = _box_points(points[near], sun, primitive)
         best = np.minimum(best, t)
@@ -338,7 +342,7 @@ def _shadow(scene: Scene, points: np.ndarray, sun: np.ndarray) -> np.ndarray:
 
 
 def _box_points(points: np.ndarray, direction: np.ndarray, box: Box) -> np.ndarray:
-    """Ray-box distance for many origins and one direction."""
+    """Ray-box distance for many origins and one direction (a solid box: ``_shadow`` skips rooms)."""
     c, s = np.cos(box.yaw), np.sin(box.yaw)
     to_box = np.array([[c, 0, -s], [0, 1, 0], [s, 0, c]])
     o = (points - np.asarray(box.center)) @ to_box.T
@@ -349,8 +353,6 @@ def _box_points(points: np.ndarray, direction: np.ndarray, box: Box) -> np.ndarr
         t2 = (half - o) / d
     t_near = np.minimum(t1, t2).max(axis=-1)
     t_far = np.maximum(t1, t2).min(axis=-1)
-    if box.inside:
-        return np.full(points.shape[0], np.inf)
     return np.where((t_far >= np.maximum(t_near, EPS)) & (t_near > EPS), t_near, np.inf)
 
 
