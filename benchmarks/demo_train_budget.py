@@ -58,14 +58,11 @@ def timed(work: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - started, result
 
 
-def steady_step_s(lines: list[str], what: str) -> float:
-    """Mean seconds per step over all but the first tenth of a sampled run's progress lines."""
+def steady_step_s(lines: list[str]) -> float:
+    """Mean seconds per step of a sampled run, its first tenth left out."""
     from lotus_deploy.model.demo.train import step_seconds
 
-    rates = step_seconds(lines)
-    if len(rates) < 2:
-        raise SystemExit(f"demo_train_budget: {what} said {len(rates)} progress lines, expected one for every tenth of its steps")
-    return float(np.mean(rates[1:]))
+    return float(np.mean(step_seconds(lines)))
 
 
 def project(views: int, steps: int, seed: int, say: Callable[[str], None]) -> list[Row]:
@@ -96,7 +93,7 @@ def project(views: int, steps: int, seed: int, say: Callable[[str], None]) -> li
     lines: list[str] = []
     train.train_vae(vae, data, replace(plan, vae_steps=steps), seed, lines.append)
     rows.append(Row("vae_s", f"cut {plan.crop}-px crops", "view", crop_s / views, plan.scenes))
-    rows.append(Row("vae_s", f"VAE step (batch {plan.vae_batch})", "step", steady_step_s(lines, "the VAE"), plan.vae_steps))
+    rows.append(Row("vae_s", f"VAE step (batch {plan.vae_batch})", "step", steady_step_s(lines), plan.vae_steps))
 
     held_s, held = timed(lambda: held_out_scenes(2, plan.view[1]))
     rows.append(Row("other_s", "render held-out views (one process)", "view", held_s / 2, plan.held_out))
@@ -132,7 +129,7 @@ def unet_rows(task: Task, plan: TrainPlan, vae: Any, prompt: Any, scenes: list[A
     evaluate_s, _ = timed(lambda: mean_accuracy(train.module_predictor(vae, unet, prompt, task), task.value, held))
     return [Row(stage, "encode its training latents", "view", encode_s / views, plan.scenes),
             Row(stage, f"UNet step ({unet_plan.batch} + {unet_plan.detail_images()} detail, {processes})", "step",
-                steady_step_s(lines, f"the {task.value} UNet"), unet_plan.steps),
+                steady_step_s(lines), unet_plan.steps),
             Row(stage, "evaluate held-out views", "view", evaluate_s / len(held), plan.held_out)]
 
 

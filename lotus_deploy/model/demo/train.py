@@ -233,8 +233,12 @@ def progress_line(label: str, step: int, steps: int, loss: float, seconds_per_st
 
 
 def step_seconds(lines: Sequence[str]) -> list[float]:
-    """The seconds per step of every progress line among ``lines``, in order (one per tenth of the steps)."""
-    return [float(found["rate"]) for found in map(PROGRESS.match, lines) if found]
+    """The seconds per step of every progress line among ``lines`` but the first (one per tenth of the steps;
+    the first tenth holds the first, slower steps): what benchmarks time a step by."""
+    rates = [float(found["rate"]) for found in map(PROGRESS.match, lines) if found]
+    if len(rates) < 2:
+        raise ValueError(f"expected a progress line for every tenth of the steps, at least two, got {len(rates)} in {list(lines)!r}")
+    return rates[1:]
 
 
 def optimize(module: Any, steps: int, lr: float, loss_at: Callable[[], Any], label: str, say: Callable[[str], None]) -> list[float]:
