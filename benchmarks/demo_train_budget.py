@@ -125,7 +125,7 @@ def unet_rows(task: Task, plan: TrainPlan, vae: Any, prompt: Any, scenes: list[A
     lines: list[str] = []
     sample = replace(plan, **{task.value: replace(unet_plan, steps=steps)})
     unet, _ = train.train_unet(task, image, target, prompt, sample, train.SEED, lines.append)
-    processes = f"{plan.unet_processes} process{'es' if plan.unet_processes > 1 else ''}"
+    processes = f"{unet_plan.processes} process{'es' if unet_plan.processes > 1 else ''}"
     evaluate_s, _ = timed(lambda: mean_accuracy(train.module_predictor(vae, unet, prompt, task), task.value, held))
     return [Row(stage, "encode its training latents", "view", encode_s / views, plan.scenes),
             Row(stage, f"UNet step ({unet_plan.batch} + {unet_plan.detail_images()} detail, {processes})", "step",

@@ -60,7 +60,7 @@ def train_timed(setting: Setting, steps: int) -> tuple[float, list[float]]:
     _, _, prompt = build_models(1)
     generator = torch.Generator().manual_seed(0)
     image, target = torch.randn(64, *LATENT, generator=generator), torch.randn(64, *LATENT, generator=generator)
-    plan = TrainPlan(depth=UnetPlan(steps, setting.views, lr=setting.lr, detail=setting.detail), unet_processes=setting.processes)
+    plan = TrainPlan(depth=UnetPlan(steps, setting.views, lr=setting.lr, detail=setting.detail, processes=setting.processes))
     lines: list[str] = []
     started = time.perf_counter()
     train_unet(Task.DEPTH, image, target, prompt, plan, seed=1, say=lines.append)
