@@ -61,26 +61,3 @@ def test_plans_that_do_not_split_evenly_are_refused(shape: dict[str, int]) -> No
     with pytest.raises(ValueError, match="multiples of its processes"):
         train.UnetPlan(steps=1, processes=2, **shape)
 
-
-def _train_depth(depth: train.UnetPlan) -> dict[str, Any]:
-    generator = torch.Generator().manual_seed(0)
-    image, target = torch.randn(8, 4, 8, 12, generator=generator), torch.randn(8, 4, 8, 12, generator=generator)
-    prompt = torch.randn(1, 2, 32, generator=generator)
-    unet, _ = train.train_unet(Task.DEPTH, image, target, prompt, replace(train.TrainPlan.quick(), depth=depth), seed=3, say=lambda line: None)
-    return {name: tensor.clone() for name, tensor in unet.state_dict().items()}
-
-
-def test_a_moving_average_of_the_weights_is_what_comes_back() -> None:
-    torch.set_num_threads(1)  # one thread: two runs of the same plan give the same weights
-    last = _train_depth(train.UnetPlan(steps=4, batch=4))
-    assert all(torch.equal(last[name], tensor) for name, tensor in _train_depth(train.UnetPlan(steps=4, batch=4)).items())
-    averaged = _train_depth(train.UnetPlan(steps=4, batch=4, ema=0.5))
-    assert any(not torch.equal(last[name], tensor) for name, tensor in averaged.items())  # not the last step's weights
-    one_step = _train_depth(train.UnetPlan(steps=1, batch=4))
-    assert all(torch.equal(one_step[name], tensor) for name, tensor in _train_depth(train.UnetPlan(steps=1, batch=4, ema=0.5)).items())  # the first update copies
-
-
-@pytest.mark.parametrize("decay", [0.0, 1.0, -0.5])
-def test_an_ema_decay_outside_zero_to_one_is_refused(decay: float) -> None:
-    with pytest.raises(ValueError, match="ema decay"):
-        train.UnetPlan(steps=1, batch=4, ema=decay)

@@ -65,15 +65,12 @@ class UnetPlan:
     lr: float = 1e-3
     detail: int | None = None  # images per step that also train the detail preserver (None: all of them)
     processes: int = 1  # training processes (one thread each, gradients averaged): parallel.py says why
-    ema: float | None = None  # decay of the weights' moving average, which is what is saved (None: the last step's weights)
 
     def __post_init__(self) -> None:
         detail = self.detail_images()
         if self.processes < 1 or self.batch % self.processes or detail % self.processes or not 0 <= detail <= self.batch:
             raise ValueError(f"the UNet's batch ({self.batch}) and detail images ({detail}) must be multiples of its processes "
                              f"({self.processes}, at least 1), with detail images at most the batch")
-        if self.ema is not None and not 0 < self.ema < 1:
-            raise ValueError(f"the UNet's ema decay must be between 0 and 1 (or None for the last weights), got {self.ema}")
 
     def detail_images(self) -> int:
         return self.batch if self.detail is None else self.detail
@@ -242,10 +239,8 @@ def step_seconds(lines: Sequence[str]) -> list[float]:
     return rates[1:]
 
 
-def optimize(module: Any, steps: int, lr: float, loss_at: Callable[[], Any], label: str, say: Callable[[str], None],
-             after_step: Callable[[], None] | None = None) -> list[float]:
-    """AdamW with warm-up and cosine decay, gradients clipped at 1; ``loss_at()`` gives each step's loss,
-    ``after_step()`` (if given) runs after each update.
+def optimize(module: Any, steps: int, lr: float, loss_at: Callable[[], Any], label: str, say: Callable[[str], None]) -> list[float]:
+    """AdamW with warm-up and cosine decay, gradients clipped at 1; ``loss_at()`` gives each step's loss.
 
     Returns the mean loss over every tenth of the steps (and says it, with the wall time per step over that
     tenth)."""
@@ -264,8 +259,6 @@ def optimize(module: Any, steps: int, lr: float, loss_at: Callable[[], Any], lab
         torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
         optimizer.step()
         schedule.step()
-        if after_step is not None:
-            after_step()
         running.append(float(loss.detach()))
         if (step + 1) % max(1, steps // 10) == 0:
             losses.append(round(float(np.mean(running)), 5))
@@ -328,15 +321,12 @@ def fresh_unet(seed: int) -> Any:
 def _train_unet_rank(rank: int, world: int, say: Callable[[str], None], *, task: Task, image_latents: Any, target_latents: Any,
                      prompt: Any, task_plan: UnetPlan, seed: int) -> tuple[dict[str, Any], list[float]]:
     """One process's share of a UNet's training: ``task_plan.batch / world`` images a step, gradients averaged
-    across the ``world`` processes (DistributedDataParallel) when there is more than one. Returns the last
-    weights, or their moving average where the plan asks for one (every process holds the same weights)."""
+    across the ``world`` processes (DistributedDataParallel) when there is more than one."""
     import torch
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
     from ..fused import TIMESTEP, task_embedding
 
     unet: Any = fresh_unet(seed)  # diffusers mixins are invisible to mypy through its lazy imports
-    average = None if task_plan.ema is None else AveragedModel(unet, multi_avg_fn=get_ema_multi_avg_fn(task_plan.ema))
     model = unet if world == 1 else torch.nn.parallel.DistributedDataParallel(unet)
     annotate = torch.tensor([task_embedding()])
     reconstruct = torch.tensor([[math.sin(0.0), math.sin(1.0), math.cos(0.0), math.cos(1.0)]])  # the switch [0, 1]
@@ -352,9 +342,8 @@ def _train_unet_rank(rank: int, world: int, say: Callable[[str], None], *, task:
         loss = ((pred[:batch] - target) ** 2).mean()
         return loss + 0.5 * ((pred[batch:] - z[:detail]) ** 2).mean() if detail else loss
 
-    losses = optimize(model, task_plan.steps, task_plan.lr, loss_at, f"unet-{task.value}", say,
-                      None if average is None else partial(average.update_parameters, unet))
-    return (unet if average is None else average.module).state_dict(), losses
+    losses = optimize(model, task_plan.steps, task_plan.lr, loss_at, f"unet-{task.value}", say)
+    return unet.state_dict(), losses
 
 
 def train_unet(task: Task, image_latents: Any, target_latents: Any, prompt: Any, plan: TrainPlan, seed: int,
