@@ -169,12 +169,19 @@ def test_interrupted_cli_run_exits_130(tiny_video_artifact: Path, tmp_path: Path
     assert summary["frames_processed"] == 2 and summary["frames_read"] == summary["frames_processed"] + summary["pending_at_interrupt"]["count"]
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """A foreground command gets SIGINT's default action; a shell without job control starts background
+    jobs (a test suite run with ``&``) with SIGINT ignored, which the child would inherit and keep."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_real_sigint_to_a_running_lotus_video(tiny_video_artifact: Path, tmp_path: Path) -> None:
     clip = _write_clip(tmp_path / "long.mp4", 2000)  # long enough that the signal always lands mid-run (400 frames once ran out first)
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "lotus_deploy.cli.video_cmd", str(clip), "-a", str(tiny_video_artifact), "-o", str(out),
-                             "--processing-res", "64", "--batch-size", "2", "--quiet"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--processing-res", "64", "--batch-size", "2", "--quiet"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ctrl_c_as_in_a_terminal)
     deadline = time.monotonic() + 120
     while not (out / "frames" / "000003.npy").exists():
         assert proc.poll() is None, proc.communicate()
