@@ -60,4 +60,3 @@ def test_two_process_unet_training_trains() -> None:
 def test_plans_that_do_not_split_evenly_are_refused(shape: dict[str, int]) -> None:
     with pytest.raises(ValueError, match="multiples of its processes"):
         train.UnetPlan(steps=1, processes=2, **shape)
-

@@ -350,13 +350,13 @@ def train_unet(task: Task, image_latents: Any, target_latents: Any, prompt: Any,
                say: Callable[[str], None]) -> tuple[Any, list[float]]:
     """One-step prediction at t=999: annotation under switch [1, 0], the image itself under [0, 1]; in
     as many processes as the task's plan says (one thread each; ``parallel.py`` says why)."""
+    task_plan = plan.unet(task)
     job = partial(_train_unet_rank, task=task, image_latents=image_latents, target_latents=target_latents, prompt=prompt,
-                  task_plan=plan.unet(task), seed=seed)
-    processes = plan.unet(task).processes
-    if processes > 1:
+                  task_plan=task_plan, seed=seed)
+    if task_plan.processes > 1:
         for tensor in (image_latents, target_latents, prompt):
             tensor.share_memory_()  # the processes read the latents where they are instead of copying them
-        state, losses = run_data_parallel(job, processes, say)
+        state, losses = run_data_parallel(job, task_plan.processes, say)
     else:
         state, losses = job(0, 1, say)
     unet = fresh_unet(seed)
