@@ -60,3 +60,24 @@ def test_two_process_unet_training_trains() -> None:
 def test_plans_that_do_not_split_evenly_are_refused(shape: dict[str, int]) -> None:
     with pytest.raises(ValueError, match="multiples of its processes"):
         train.UnetPlan(steps=1, processes=2, **shape)
+
+
+def test_a_unet_starts_from_another_tasks_weights_in_every_process() -> None:
+    plan = replace(train.TrainPlan.quick(), depth=train.UnetPlan(steps=2, batch=4, lr=0.0, detail=2, processes=2, start="normal"))
+    generator = torch.Generator().manual_seed(0)
+    image, target = torch.randn(8, 4, 8, 12, generator=generator), torch.randn(8, 4, 8, 12, generator=generator)
+    start = train.fresh_unet(99).state_dict()
+    unet, _ = train.train_unet(Task.DEPTH, image, target, torch.randn(1, 2, 32, generator=generator), plan, seed=3,
+                               say=lambda line: None, start=start)
+    assert all(torch.equal(tensor, start[name]) for name, tensor in unet.state_dict().items())  # lr 0: the start comes back whole
+    assert not torch.equal(unet.state_dict()["conv_in.weight"], train.fresh_unet(3).state_dict()["conv_in.weight"])
+
+
+def test_the_unet_started_from_comes_first_and_only_the_other_task_can_be_it() -> None:
+    quick = replace(train.TrainPlan.quick(), depth=train.UnetPlan(12, 4))
+    assert quick.task_order() == [Task.DEPTH, Task.NORMAL]
+    assert replace(quick, depth=replace(quick.depth, start="normal")).task_order() == [Task.NORMAL, Task.DEPTH]
+    assert replace(quick, normal=replace(quick.normal, start="depth")).task_order() == [Task.DEPTH, Task.NORMAL]
+    for depth_start, normal_start in (("depth", None), ("normal", "depth"), ("disparity", None)):
+        with pytest.raises(ValueError, match="can start only from the other task's UNet"):
+            replace(quick, depth=replace(quick.depth, start=depth_start), normal=replace(quick.normal, start=normal_start))

@@ -65,6 +65,7 @@ class UnetPlan:
     lr: float = 1e-3
     detail: int | None = None  # images per step that also train the detail preserver (None: all of them)
     processes: int = 1  # training processes (one thread each, gradients averaged): parallel.py says why
+    start: str | None = None  # the task ("normal") whose trained UNet this one starts from; None: a fresh UNet
 
     def __post_init__(self) -> None:
         detail = self.detail_images()
@@ -89,7 +90,9 @@ class TrainPlan:
     vae_batch: int = 12
     # Depth on whole views: depth is a property of the whole view (where the horizon is, what stands on
     # what), and the benchmark judges whole views. Normals are local (shading, texture): 128-px crops.
-    depth: UnetPlan = UnetPlan(steps=10000, batch=4, lr=2e-3)
+    # Depth starts from the trained normal UNet, as Lotus-D starts from a pretrained one, and trains in two
+    # processes of 4 views (one with the detail preserver) each: docs/demo-model.md has the experiments.
+    depth: UnetPlan = UnetPlan(steps=14000, batch=8, lr=1e-3, detail=2, processes=2, start="normal")
     normal: UnetPlan = UnetPlan(steps=1500, batch=24, crop=128)
     lr: float = 1e-3  # the VAE's
     held_out: int = 24
@@ -98,10 +101,20 @@ class TrainPlan:
     @classmethod
     def quick(cls) -> TrainPlan:
         return cls(scenes=12, view=(64, 96), scales=(48, 64), crop=32, crops_per_scene=1, vae_steps=12, vae_batch=4,
-                   depth=UnetPlan(12, 4), normal=UnetPlan(12, 4, crop=32), held_out=2, workers=1)
+                   depth=UnetPlan(12, 4, start="normal"), normal=UnetPlan(12, 4, crop=32), held_out=2, workers=1)
+
+    def __post_init__(self) -> None:
+        for task in Task:
+            start = self.unet(task).start
+            if start is not None and (start not in (t.value for t in Task if t is not task) or self.unet(Task(start)).start is not None):
+                raise ValueError(f"the {task.value} UNet can start only from the other task's UNet, one that starts fresh, not from {start!r}")
 
     def unet(self, task: Task) -> UnetPlan:
         return self.depth if task is Task.DEPTH else self.normal
+
+    def task_order(self) -> list[Task]:
+        """The tasks in training order: a UNet that starts from another task's comes after it."""
+        return sorted(Task, key=lambda task: self.unet(task).start is not None)
 
 
 # -- data ------------------------------------------------------------------------------------------------------
@@ -246,7 +259,7 @@ def optimize(module: Any, steps: int, lr: float, loss_at: Callable[[], Any], lab
     tenth)."""
     import torch
 
-    optimizer = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=1e-4)
+    optimizer = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=1e-4, fused=True)  # one kernel for all weights: 8 % off a demo UNet step
     schedule = _schedule(optimizer, steps)
     module.train()
     losses: list[float] = []
@@ -285,14 +298,16 @@ def train_vae(vae: Any, data: dict[str, np.ndarray], plan: TrainPlan, seed: int,
     return optimize(vae, plan.vae_steps, plan.lr, loss_at, "vae", say)
 
 
-def encode_all(vae: Any, batch: np.ndarray) -> Any:
-    """Posterior means x scaling factor, as Lotus-D's encoder gives them (docs/model.md)."""
+def encode_all(vae: Any, batch: np.ndarray, chunk: int = 4) -> Any:
+    """Posterior means x scaling factor, as Lotus-D's encoder gives them (docs/model.md); ``chunk`` images at
+    a time, because the encoder's full-resolution activations then stay in cache: a 256x192 view encodes 3x
+    faster in fours than in 32s, to the same bits (docs/demo-model.md)."""
     import torch
 
     out = []
     with torch.no_grad():
-        for start in range(0, len(batch), 32):
-            out.append(vae.encode(torch.from_numpy(batch[start:start + 32])).latent_dist.mode() * vae.config.scaling_factor)
+        for start in range(0, len(batch), chunk):
+            out.append(vae.encode(torch.from_numpy(batch[start:start + chunk])).latent_dist.mode() * vae.config.scaling_factor)
     return torch.cat(out)
 
 
@@ -309,24 +324,28 @@ def encode_views(vae: Any, scenes: Sequence[RenderedScene], task: Task, chunk: i
     return torch.cat(image), torch.cat(target)
 
 
-def fresh_unet(seed: int) -> Any:
-    """A newly initialized demo UNet (the same one for every process that passes ``seed``)."""
+def fresh_unet(seed: int, start: dict[str, Any] | None = None) -> Any:
+    """A newly initialized demo UNet (the same one for every process that passes ``seed``), or one that
+    starts from the weights ``start`` (another task's trained UNet, as Lotus-D starts from a pretrained one)."""
     import torch
     from diffusers import UNet2DConditionModel
 
     torch.manual_seed(seed)
-    return UNet2DConditionModel(**SPECS[DEMO].unet)
+    unet = UNet2DConditionModel(**SPECS[DEMO].unet)
+    if start is not None:
+        unet.load_state_dict(start)
+    return unet
 
 
 def _train_unet_rank(rank: int, world: int, say: Callable[[str], None], *, task: Task, image_latents: Any, target_latents: Any,
-                     prompt: Any, task_plan: UnetPlan, seed: int) -> tuple[dict[str, Any], list[float]]:
+                     prompt: Any, task_plan: UnetPlan, seed: int, start: dict[str, Any] | None) -> tuple[dict[str, Any], list[float]]:
     """One process's share of a UNet's training: ``task_plan.batch / world`` images a step, gradients averaged
     across the ``world`` processes (DistributedDataParallel) when there is more than one."""
     import torch
 
     from ..fused import TIMESTEP, task_embedding
 
-    unet: Any = fresh_unet(seed)  # diffusers mixins are invisible to mypy through its lazy imports
+    unet: Any = fresh_unet(seed, start)  # diffusers mixins are invisible to mypy through its lazy imports
     model = unet if world == 1 else torch.nn.parallel.DistributedDataParallel(unet)
     annotate = torch.tensor([task_embedding()])
     reconstruct = torch.tensor([[math.sin(0.0), math.sin(1.0), math.cos(0.0), math.cos(1.0)]])  # the switch [0, 1]
@@ -347,12 +366,12 @@ def _train_unet_rank(rank: int, world: int, say: Callable[[str], None], *, task:
 
 
 def train_unet(task: Task, image_latents: Any, target_latents: Any, prompt: Any, plan: TrainPlan, seed: int,
-               say: Callable[[str], None]) -> tuple[Any, list[float]]:
+               say: Callable[[str], None], start: dict[str, Any] | None = None) -> tuple[Any, list[float]]:
     """One-step prediction at t=999: annotation under switch [1, 0], the image itself under [0, 1]; in
     as many processes as the task's plan says (one thread each; ``parallel.py`` says why)."""
     task_plan = plan.unet(task)
     job = partial(_train_unet_rank, task=task, image_latents=image_latents, target_latents=target_latents, prompt=prompt,
-                  task_plan=task_plan, seed=seed)
+                  task_plan=task_plan, seed=seed, start=start)
     if task_plan.processes > 1:
         for tensor in (image_latents, target_latents, prompt):
             tensor.share_memory_()  # the processes read the latents where they are instead of copying them
@@ -432,7 +451,8 @@ def train(out: Path, seed: int, plan: TrainPlan, say: Callable[[str], None] = pr
     held_out = held_out_scenes(plan.held_out, plan.view[1])
     card: dict[str, Any] = {"model": "builtin:demo", "seed": seed, "licence": LICENCE, "processing_res": PROCESSING_RES,
                             "max_depth_m": MAX_DEPTH_M, "plan": asdict(plan), "losses": {"vae": vae_losses}, "held_out": {}}
-    for task in (Task.DEPTH, Task.NORMAL):
+    trained: dict[str, dict[str, Any]] = {}
+    for task in plan.task_order():
         task_started = time.perf_counter()
         task_crop = plan.unet(task).crop
         if task_crop is None:
@@ -440,10 +460,13 @@ def train(out: Path, seed: int, plan: TrainPlan, say: Callable[[str], None] = pr
         else:
             task_data = crops(rescaled, task_crop, plan.crops_per_scene, rng)
             image_latents, target_latents = encode_all(vae, task_data["image"]), encode_all(vae, task_data[task.value])
-        unet, losses = train_unet(task, image_latents, target_latents, prompt, plan, seed + 1 + (task is Task.NORMAL), say)
+        start = plan.unet(task).start
+        unet, losses = train_unet(task, image_latents, target_latents, prompt, plan, seed + 1 + (task is Task.NORMAL), say,
+                                  start=None if start is None else trained[start])
         path = out / DEMO_FILES[f"unet-{task.value}"]
         save_fp16(unet, path)
         reload_fp16(unet, path)
+        trained[task.value] = unet.state_dict()  # as shipped (fp16-rounded): what a retrain from the files would start from
         card["losses"][f"unet-{task.value}"] = losses
         card["held_out"][task.value] = mean_accuracy(module_predictor(vae, unet, prompt, task), task.value, held_out)
         timings[f"unet_{task.value}_s"] = round(time.perf_counter() - task_started, 1)
