@@ -1,6 +1,6 @@
 """Train ``builtin:demo`` on rendered scenes: ``python -m lotus_deploy.model.demo.train``.
 
-Lotus-D's recipe at toy scale, for a 2-core CPU and a 45-minute budget (43 minutes on the machine that
+Lotus-D's recipe at toy scale, for a 2-core CPU and a 45-minute budget (40 minutes on the machine that
 trained the shipped weights; other 2-core CPUs take up to twice as long: ``benchmarks/demo_train_budget.py``
 projects this CPU's time, docs/demo-model.md gives the figures):
 
@@ -12,9 +12,10 @@ projects this CPU's time, docs/demo-model.md gives the figures):
 3. For each task, train a UNet for one-step prediction as Lotus-D does: input the image latent (posterior
    mean x scaling factor) at t=999 with the empty-prompt embedding; the task switch [1, 0] asks for the
    annotation's latent, [0, 1] for the image's own latent (Lotus's detail preserver). Loss: MSE in latent
-   space. Depth learns from whole views and their mirror images: depth is a property of the whole view
-   (where the horizon is, what stands on what), and the benchmark judges whole views. Normals are local
-   (shading, texture) and learn from 128-px crops of the shrunk views.
+   space. Normals are local (shading, texture) and learn from 128-px crops of the shrunk views. Depth learns
+   from whole views and their mirror images: depth is a property of the whole view (where the horizon is,
+   what stands on what), and the benchmark judges whole views. The depth UNet starts from the trained
+   normal UNet, as Lotus-D starts from a pretrained one, and trains in two processes.
 
 Everything follows from ``--seed`` (the committed one is ``SEED``); a retrain is not bit-identical across
 machines (thread scheduling changes float sums); ``benchmarks/retrain.py`` measures how close a retrain lands. Weights are written as
