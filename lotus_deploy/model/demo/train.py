@@ -332,7 +332,7 @@ def fresh_unet(seed: int, start: dict[str, Any] | None = None) -> Any:
     from diffusers import UNet2DConditionModel
 
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel(**SPECS[DEMO].unet)
+    unet: Any = UNet2DConditionModel(**SPECS[DEMO].unet)  # diffusers mixins are invisible to mypy through its lazy imports
     if start is not None:
         unet.load_state_dict(start)
     return unet
